@@ -1,0 +1,32 @@
+# The two set-up commands named in the README:
+#   make run    build and run the daemon on its built-in defaults
+#   make test   install what the tests need and run the whole test suite
+# Both install missing Debian packages with apt-get when run as root.
+
+CARGO ?= cargo
+
+.PHONY: run test deps build lint bench
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --bins
+
+run: build
+	./target/release/tarpitd
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: lint
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --all-targets --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --all-targets --no-fail-fast; \
+	fi
+	$(CARGO) test --doc
+
+bench: deps
+	scripts/bench-parse.sh

@@ -1,0 +1,1 @@
+//! Control: the commands that drive the stages for an operator.

@@ -1,0 +1,1 @@
+//! Parsing: one log line in, at most one typed [`crate::event::Event`] out.
