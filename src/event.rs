@@ -141,6 +141,8 @@ pub struct Event {
     pub recipient: Option<String>,
     /// The HELO/EHLO name the client gave, when logged.
     pub helo: Option<String>,
+    /// The SMTP reply code, when the line gives one (550, 450, ...).
+    pub code: Option<u16>,
     /// The name of the rule that matched (for `show` and debugging).
     pub rule: String,
     /// The whole log line (lossily decoded, without its line end).

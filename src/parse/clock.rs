@@ -1,0 +1,189 @@
+//! Turns a [`Stamp`] as written in the log into an instant.
+//!
+//! Two things a log line does not say are supplied here: the time zone of stamps that carry no
+//! offset (syslog and Exim write local time), and the year of RFC 3164 stamps. The year is the
+//! reference time's year, or the one before when that would put the line more than a day after
+//! the reference: a December line read in January is from last year, however the file spans the
+//! turn of the year. The reference is "now" for a live log and the file's modification time for a
+//! replayed one, so an old log replays with its own years.
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use time::{OffsetDateTime, UtcOffset};
+
+use super::header::Stamp;
+
+/// Resolves log stamps in one time zone against one reference instant.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    tz: TimeZone,
+    reference: Timestamp,
+    reference_year: i16,
+}
+
+impl Clock {
+    /// A clock for stamps written in `tz`, read at `reference`.
+    pub fn new(tz: TimeZone, reference: Timestamp) -> Self {
+        let reference_year = reference.to_zoned_datetime(tz.clone()).year();
+        Clock {
+            tz,
+            reference,
+            reference_year,
+        }
+    }
+
+    /// The system's time zone (honouring `TZ`), read now.
+    pub fn system_now() -> Self {
+        Clock::new(TimeZone::system(), Timestamp::now())
+    }
+
+    /// The reference instant: used as the time of lines that carry none.
+    pub fn reference(&self) -> OffsetDateTime {
+        let offset = self.tz.to_offset(self.reference).seconds();
+        to_offset_datetime(self.reference, offset).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// The instant `stamp` names, or `None` when it names no real date (e.g. 31 February).
+    pub fn resolve(&self, stamp: &Stamp) -> Option<OffsetDateTime> {
+        match stamp.year {
+            Some(year) => self.resolve_in_year(stamp, year),
+            None => {
+                let this_year = self.resolve_in_year(stamp, self.reference_year);
+                let limit = self
+                    .reference
+                    .checked_add(SignedDuration::from_hours(24))
+                    .ok()?;
+                match this_year {
+                    Some(t) if t.unix_timestamp() <= limit.as_second() => Some(t),
+                    // Later than the reference (or 29 February of a common year): last year.
+                    _ => self.resolve_in_year(stamp, self.reference_year - 1),
+                }
+            }
+        }
+    }
+
+    fn resolve_in_year(&self, stamp: &Stamp, year: i16) -> Option<OffsetDateTime> {
+        let civil = DateTime::new(
+            year,
+            stamp.month,
+            stamp.day,
+            stamp.hour,
+            stamp.minute,
+            stamp.second.min(59),
+            stamp.nanos,
+        )
+        .ok()?;
+        match stamp.offset {
+            Some(seconds) => {
+                let offset = jiff::tz::Offset::from_seconds(seconds).ok()?;
+                let ts = offset.to_timestamp(civil).ok()?;
+                to_offset_datetime(ts, seconds)
+            }
+            None => {
+                let zoned = self
+                    .tz
+                    .to_ambiguous_zoned_datetime(civil)
+                    .compatible()
+                    .ok()?;
+                to_offset_datetime(zoned.timestamp(), zoned.offset().seconds())
+            }
+        }
+    }
+}
+
+fn to_offset_datetime(ts: Timestamp, offset_seconds: i32) -> Option<OffsetDateTime> {
+    let utc = OffsetDateTime::from_unix_timestamp_nanos(ts.as_nanosecond()).ok()?;
+    let offset = UtcOffset::from_whole_seconds(offset_seconds).ok()?;
+    Some(utc.to_offset(offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::format_description::well_known::Rfc3339;
+
+    fn clock(tz: &str, reference: &str) -> Clock {
+        let tz = TimeZone::get(tz).unwrap();
+        Clock::new(tz, reference.parse().unwrap())
+    }
+
+    fn bsd(month: i8, day: i8) -> Stamp {
+        Stamp {
+            year: None,
+            month,
+            day,
+            hour: 10,
+            minute: 0,
+            second: 0,
+            nanos: 0,
+            offset: None,
+        }
+    }
+
+    fn text(t: OffsetDateTime) -> String {
+        t.format(&Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn yearless_stamp_takes_the_reference_year() {
+        let c = clock("UTC", "2026-12-04T12:00:00Z");
+        assert_eq!(
+            text(c.resolve(&bsd(12, 4)).unwrap()),
+            "2026-12-04T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn december_read_in_january_is_last_year() {
+        let c = clock("UTC", "2027-01-02T12:00:00Z");
+        assert_eq!(
+            text(c.resolve(&bsd(12, 31)).unwrap()),
+            "2026-12-31T10:00:00Z"
+        );
+        assert_eq!(text(c.resolve(&bsd(1, 1)).unwrap()), "2027-01-01T10:00:00Z");
+    }
+
+    #[test]
+    fn a_day_of_clock_skew_stays_in_the_reference_year() {
+        let c = clock("UTC", "2026-12-04T12:00:00Z");
+        assert_eq!(
+            text(c.resolve(&bsd(12, 5)).unwrap()),
+            "2026-12-05T10:00:00Z"
+        );
+        assert_eq!(
+            text(c.resolve(&bsd(12, 6)).unwrap()),
+            "2025-12-06T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn local_time_follows_daylight_saving() {
+        let c = clock("Europe/Zurich", "2026-12-04T12:00:00Z");
+        assert_eq!(
+            text(c.resolve(&bsd(7, 1)).unwrap()),
+            "2026-07-01T10:00:00+02:00"
+        );
+        assert_eq!(
+            text(c.resolve(&bsd(12, 1)).unwrap()),
+            "2026-12-01T10:00:00+01:00"
+        );
+    }
+
+    #[test]
+    fn written_offset_wins_over_the_zone() {
+        let c = clock("Europe/Zurich", "2026-12-04T12:00:00Z");
+        let s = Stamp {
+            year: Some(2026),
+            offset: Some(-5 * 3600),
+            ..bsd(12, 4)
+        };
+        assert_eq!(text(c.resolve(&s).unwrap()), "2026-12-04T10:00:00-05:00");
+    }
+
+    #[test]
+    fn impossible_dates_resolve_to_nothing() {
+        let c = clock("UTC", "2026-12-04T12:00:00Z");
+        assert!(c.resolve(&bsd(2, 31)).is_none());
+    }
+}
