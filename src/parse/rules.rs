@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use memchr::memmem;
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 
 use crate::event::{EventClass, Mta};
@@ -298,12 +298,16 @@ impl RuleSet {
         };
         let regex_of = |what: &str, pattern: &str| -> Result<Regex, RulesError> {
             let expanded = expand(pattern, &self.defs).map_err(&problem)?;
-            Regex::new(&expanded).map_err(|e| RulesError::Regex {
-                file: file.to_owned(),
-                rule: spec.name.clone(),
-                what: what.to_owned(),
-                source: Box::new(e),
-            })
+            // Bytes mode: log lines are not always UTF-8, and `.` must match any byte.
+            RegexBuilder::new(&expanded)
+                .unicode(false)
+                .build()
+                .map_err(|e| RulesError::Regex {
+                    file: file.to_owned(),
+                    rule: spec.name.clone(),
+                    what: what.to_owned(),
+                    source: Box::new(e),
+                })
         };
         let literals = std::mem::replace(&mut spec.literal, Literals::Any(Vec::new())).into_vec();
         if literals.is_empty() || literals.iter().any(String::is_empty) {
