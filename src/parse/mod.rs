@@ -8,18 +8,20 @@
 //! kernel, the disk or the network.
 
 pub mod clock;
+pub mod fields;
 pub mod header;
+pub mod matcher;
 pub mod rules;
 
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use regex::bytes::Captures;
-
 use crate::event::{Event, Mta};
 use clock::Clock;
+use fields::Field;
 use header::Stamp;
-use rules::{GuardScope, Rule, RuleSet, RulesError, Verdict};
+use matcher::{Attempt, Matched};
+use rules::{Rule, RuleSet, RulesError, Verdict};
 
 /// Lines longer than this are not parsed (no MTA writes them; a file with one is damaged).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -265,45 +267,27 @@ impl Parser {
             if !rule.prefilter(body) {
                 continue;
             }
-            let Some(caps) = rule.regex.captures(body) else {
-                continue;
-            };
-            return self.build(rule, &caps, mta, service, line, stamp, body);
+            match rule.attempt(body) {
+                Attempt::No => continue,
+                Attempt::Ambiguous => return Outcome::Malformed(Malformed::Ambiguous),
+                Attempt::Yes(m) => return self.build(&m, mta, service, line, stamp),
+            }
         }
         Outcome::NotAnEvent
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
-        rule: &Rule,
-        caps: &Captures<'_>,
+        m: &Matched<'_, '_>,
         mta: Mta,
         service: &[u8],
         line: &[u8],
         stamp: Option<Stamp>,
-        body: &[u8],
     ) -> Outcome {
-        let Some(ip_match) = caps.name("ip") else {
+        let Some(ip) = m.get(Field::Ip).and_then(parse_ip) else {
             return Outcome::Malformed(Malformed::BadAddress);
         };
-        let Some(ip) = parse_ip(ip_match.as_bytes()) else {
-            return Outcome::Malformed(Malformed::BadAddress);
-        };
-        if let Some(guard) = &rule.guard {
-            let haystack = match guard.scope {
-                GuardScope::Line => body,
-                GuardScope::After => &body[ip_match.end()..],
-            };
-            let other = guard
-                .pattern
-                .captures_iter(haystack)
-                .any(|c| c.name("ip").and_then(|m| parse_ip(m.as_bytes())) != Some(ip));
-            if other {
-                return Outcome::Malformed(Malformed::Ambiguous);
-            }
-        }
-        let class = match classify(rule, caps) {
+        let class = match classify(m.rule(), m) {
             Verdict::Class(class) => class,
             Verdict::Ignore => return Outcome::NotAnEvent,
         };
@@ -314,39 +298,41 @@ impl Parser {
             },
             None => self.clock.reference(),
         };
-        let text = |name: &str| group(caps, name).map(|m| lossy(m.as_bytes()));
+        let text = |field| m.get(field).map(lossy);
         Outcome::Event(Box::new(Event {
             time,
             ip,
             class,
             mta,
             service: lossy(service),
-            sender: text("sender"),
-            recipient: text("recipient"),
-            helo: text("helo"),
-            code: group(caps, "code")
-                .and_then(|m| std::str::from_utf8(m.as_bytes()).ok()?.parse().ok()),
-            rule: rule.name.clone(),
+            sender: text(Field::Sender),
+            recipient: text(Field::Recipient),
+            helo: text(Field::Helo),
+            code: m
+                .get(Field::Code)
+                .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok()),
+            rule: m.rule().name.clone(),
             line: lossy(line),
         }))
     }
 }
 
 /// The first condition whose every test matches decides; else the rule's own class.
-fn classify(rule: &Rule, caps: &Captures<'_>) -> Verdict {
+fn classify(rule: &Rule, m: &Matched<'_, '_>) -> Verdict {
     rule.classify
         .iter()
         .find(|cond| {
             cond.tests
                 .iter()
-                .all(|(name, re)| group(caps, name).is_some_and(|m| re.is_match(m.as_bytes())))
+                .all(|(field, re)| m.get(*field).is_some_and(|t| re.is_match(t)))
         })
         .map_or(rule.class, |cond| cond.class)
 }
 
-/// The group `name`, or its twin `name_2` at another place in the line.
-fn group<'h>(caps: &Captures<'h>, name: &str) -> Option<regex::bytes::Match<'h>> {
-    caps.name(name).or_else(|| caps.name(&format!("{name}_2")))
+/// Whether two address texts name the same address (`::ffff:192.0.2.1` is `192.0.2.1`).
+/// Text that is not an address is never the same.
+pub(crate) fn same_address(a: &[u8], b: &[u8]) -> bool {
+    matches!((parse_ip(a), parse_ip(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// An address as the MTA wrote it; IPv4-mapped IPv6 becomes IPv4.

@@ -18,27 +18,13 @@ use memchr::memmem;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 
+use super::fields::{Field, Source};
 use crate::event::{EventClass, Mta};
 
 /// The built-in Postfix rules.
 pub const POSTFIX_RULES: &str = include_str!("../../rules/postfix.yaml");
 /// The built-in Exim rules.
 pub const EXIM_RULES: &str = include_str!("../../rules/exim.yaml");
-
-/// Named groups a rule may capture; anything else is a compile error, so that typos show.
-const KNOWN_GROUPS: &[&str] = &[
-    "ip",
-    "name",
-    "helo",
-    "sender",
-    "recipient",
-    "code",
-    "reason",
-    "cmd",
-    "action",
-    "what",
-    "detail",
-];
 
 /// A rule file that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +117,15 @@ struct RuleSpec {
     classify: Option<String>,
     #[serde(default)]
     guard: Option<GuardSpec>,
+    #[serde(default)]
+    tail: Option<TailSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TailSpec {
+    marker: String,
+    regex: String,
 }
 
 /// One literal, or several of which any may occur.
@@ -188,8 +183,20 @@ pub struct Guard {
 pub struct Condition {
     /// The verdict when every test matches.
     pub class: Verdict,
-    /// (group name, regex) pairs.
-    pub tests: Vec<(String, Regex)>,
+    /// (field, regex) pairs.
+    pub tests: Vec<(Field, Regex)>,
+}
+
+/// The end of a line that the MTA appends after text the client controls (Postfix's
+/// `; from=<…> to=<…> proto=… helo=<…>`), matched on its own: the last place where `marker`
+/// occurs and `regex` matches to the end of the line is taken. The text between the rule's
+/// regex and the tail is the field `reason`, unless the regex captures one.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    /// Where a tail may start.
+    pub marker: Regex,
+    /// The tail itself, anchored at both ends.
+    pub regex: Regex,
 }
 
 /// A compiled rule.
@@ -209,6 +216,10 @@ pub struct Rule {
     pub classify: Vec<Condition>,
     /// The optional ambiguity guard.
     pub guard: Option<Guard>,
+    /// The optional tail.
+    pub tail: Option<Tail>,
+    /// Where each field is found, in order of preference (indexed by [`Field`]).
+    pub sources: Vec<Vec<Source>>,
 }
 
 impl Rule {
@@ -316,21 +327,52 @@ impl RuleSet {
             ));
         }
         let regex = regex_of("regex", &spec.regex)?;
-        let groups: Vec<&str> = regex.capture_names().flatten().collect();
-        if !groups.contains(&"ip") {
+        let tail = match &spec.tail {
+            Some(t) => Some(Tail {
+                marker: regex_of("tail marker", &t.marker)?,
+                regex: regex_of("tail regex", &t.regex)?,
+            }),
+            None => None,
+        };
+        let mut sources: Vec<Vec<Source>> = vec![Vec::new(); Field::ALL.len()];
+        let named = |re: &Regex| -> Result<Vec<(usize, Field, bool)>, RulesError> {
+            let mut out = Vec::new();
+            for (i, name) in re.capture_names().enumerate() {
+                let Some(name) = name else { continue };
+                let field = Field::from_group(name).ok_or_else(|| {
+                    problem(format!(
+                        "unknown group name {name:?}; known groups: {} (a `_2` suffix marks the same field elsewhere in the line)",
+                        Field::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                out.push((i, field, name.ends_with("_2")));
+            }
+            // Primary names before their `_2` twins.
+            out.sort_by_key(|&(_, _, twin)| twin);
+            Ok(out)
+        };
+        for (i, field, _) in named(&regex)? {
+            sources[field as usize].push(Source::Head(i));
+        }
+        if !sources[Field::Ip as usize]
+            .iter()
+            .any(|s| matches!(s, Source::Head(_)))
+        {
             return Err(problem(
                 "the regex has no (?P<ip>...) group; every rule must take the client address from the MTA's client field".into(),
             ));
         }
-        let base = |g: &str| g.strip_suffix("_2").unwrap_or(g).to_owned();
-        if let Some(unknown) = groups
-            .iter()
-            .find(|g| !KNOWN_GROUPS.contains(&base(g).as_str()))
-        {
-            return Err(problem(format!(
-                "unknown group name {unknown:?}; known groups: {}",
-                KNOWN_GROUPS.join(", ")
-            )));
+        if let Some(t) = &tail {
+            for (i, field, _) in named(&t.regex)? {
+                if field == Field::Ip {
+                    return Err(problem(
+                        "the tail may not capture `ip`; take it from the client field in `regex`"
+                            .into(),
+                    ));
+                }
+                sources[field as usize].push(Source::Tail(i));
+            }
+            sources[Field::Reason as usize].push(Source::Between);
         }
         let mut classify = Vec::new();
         if let Some(name) = &spec.classify {
@@ -341,15 +383,14 @@ impl RuleSet {
             for entry in entries {
                 let mut tests = Vec::new();
                 for (group, pattern) in &entry.when {
-                    if !groups.iter().any(|g| base(g) == *group) {
-                        return Err(problem(format!(
-                            "classifier {name:?} tests group {group:?}, which the regex does not capture"
-                        )));
-                    }
-                    tests.push((
-                        group.clone(),
-                        regex_of(&format!("classifier {name:?}"), pattern)?,
-                    ));
+                    let field = Field::from_group(group)
+                        .filter(|f| !sources[*f as usize].is_empty())
+                        .ok_or_else(|| {
+                            problem(format!(
+                                "classifier {name:?} tests group {group:?}, which the rule does not capture"
+                            ))
+                        })?;
+                    tests.push((field, regex_of(&format!("classifier {name:?}"), pattern)?));
                 }
                 classify.push(Condition {
                     class: entry.class,
@@ -390,6 +431,8 @@ impl RuleSet {
             class,
             classify,
             guard,
+            tail,
+            sources,
         })
     }
 
