@@ -19,6 +19,8 @@ pub enum Field {
     Recipient,
     /// The SMTP reply code.
     Code,
+    /// The enhanced status code (`5.7.1`).
+    Dsn,
     /// The reject text.
     Reason,
     /// The SMTP command or protocol stage.
@@ -33,13 +35,14 @@ pub enum Field {
 
 impl Field {
     /// Every field, in index order.
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 12] = [
         Field::Ip,
         Field::Name,
         Field::Helo,
         Field::Sender,
         Field::Recipient,
         Field::Code,
+        Field::Dsn,
         Field::Reason,
         Field::Cmd,
         Field::Action,
@@ -56,6 +59,7 @@ impl Field {
             Field::Sender => "sender",
             Field::Recipient => "recipient",
             Field::Code => "code",
+            Field::Dsn => "dsn",
             Field::Reason => "reason",
             Field::Cmd => "cmd",
             Field::Action => "action",

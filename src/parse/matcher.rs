@@ -37,15 +37,15 @@ impl Rule {
         let rest = &body[head_end..];
         let (tail, between) = match &self.tail {
             None => (None, &rest[..0]),
-            Some(t) => {
-                // The last marker from which the tail regex matches to the end.
-                let starts: Vec<usize> = t.marker.find_iter(rest).map(|m| m.start()).collect();
-                starts
-                    .iter()
-                    .rev()
-                    .find_map(|&s| t.regex.captures(&rest[s..]).map(|c| (Some(c), &rest[..s])))
-                    .unwrap_or((None, rest))
-            }
+            // The first marker from which the tail regex matches to the end of the line.
+            Some(t) => t
+                .marker
+                .find_iter(rest)
+                .find_map(|m| {
+                    let s = m.start();
+                    t.regex.captures(&rest[s..]).map(|c| (Some(c), &rest[..s]))
+                })
+                .unwrap_or((None, rest)),
         };
         let matched = Matched {
             rule: self,

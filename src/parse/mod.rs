@@ -239,6 +239,13 @@ impl Parser {
     }
 
     fn exim_line(&self, line: &[u8], stamp: Option<Stamp>, body: &[u8]) -> Outcome {
+        // Exim splits long or multi-line syslog records into `[1\3] …`, `[2\3] …` pieces; only
+        // the first holds the host field, and the others are text the client may have written.
+        let body = match split_record(body) {
+            Some((1, rest)) => rest,
+            Some(_) => return Outcome::NotAnEvent,
+            None => body,
+        };
         // Exim through syslog or the journal may carry its own timestamp, with a year.
         let (stamp, body) = match header::leading_stamp(body) {
             Some((own, used)) if own.year.is_some() => (Some(own), trim_spaces(&body[used..])),
@@ -360,6 +367,23 @@ fn trim_line(raw: &[u8]) -> &[u8] {
     }
     let start = line.iter().take_while(|&&b| b == 0).count();
     &line[start..]
+}
+
+/// Exim's syslog record pieces: `[N\M] ` or `[N/M] ` → (N, the rest).
+fn split_record(body: &[u8]) -> Option<(u32, &[u8])> {
+    let inner = body.strip_prefix(b"[")?;
+    let close = memchr::memchr(b']', inner.get(..12)?)?;
+    let (n, m) = inner[..close].split_at(
+        inner[..close]
+            .iter()
+            .position(|&b| b == b'\\' || b == b'/')?,
+    );
+    let m = &m[1..];
+    if n.is_empty() || m.is_empty() || !n.iter().chain(m).all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(n).ok()?.parse().ok()?;
+    Some((n, trim_spaces(&inner[close + 1..])))
 }
 
 fn trim_spaces(s: &[u8]) -> &[u8] {

@@ -188,8 +188,9 @@ pub struct Condition {
 }
 
 /// The end of a line that the MTA appends after text the client controls (Postfix's
-/// `; from=<…> to=<…> proto=… helo=<…>`), matched on its own: the last place where `marker`
-/// occurs and `regex` matches to the end of the line is taken. The text between the rule's
+/// `; from=<…> to=<…> proto=… helo=<…>`), matched on its own: the first place where `marker`
+/// occurs and `regex` matches to the end of the line is taken. (Text the client put into its
+/// own addresses can move that place, which changes only what the client's own event says.) The text between the rule's
 /// regex and the tail is the field `reason`, unless the regex captures one.
 #[derive(Debug, Clone)]
 pub struct Tail {
