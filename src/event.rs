@@ -148,3 +148,23 @@ pub struct Event {
     /// The whole log line (lossily decoded, without its line end).
     pub line: String,
 }
+
+/// Our MTA delivered mail to a remote server: a correspondent, not an offender.
+///
+/// Postfix `smtp` lines with `status=sent` and Exim `=>` lines; the address is the one the MTA
+/// connected to (`relay=name[addr]:port`, `H=name [addr]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// When the MTA logged it.
+    pub time: OffsetDateTime,
+    /// The server our MTA delivered to.
+    pub ip: IpAddr,
+    /// Which MTA wrote it.
+    pub mta: Mta,
+    /// The queue id (Postfix) or message id (Exim), when logged, to tie it to its sender.
+    pub queue_id: Option<String>,
+    /// The name of the rule that matched.
+    pub rule: String,
+    /// The whole log line.
+    pub line: String,
+}

@@ -195,7 +195,7 @@ fn replay_one(
                 summary.events += 1;
                 write_event(out, label, number, &event).map_err(FileError::Write)?;
             }
-            Outcome::NotAnEvent => {}
+            Outcome::NotAnEvent | Outcome::Delivered(_) => {}
             Outcome::Malformed(why) => *summary.skipped.entry(why.as_str()).or_default() += 1,
         }
     }

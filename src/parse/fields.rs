@@ -31,11 +31,13 @@ pub enum Field {
     What,
     /// Any other detail a classifier may look at.
     Detail,
+    /// The queue id (Postfix) or message id (Exim).
+    Queue,
 }
 
 impl Field {
     /// Every field, in index order.
-    pub const ALL: [Field; 12] = [
+    pub const ALL: [Field; 13] = [
         Field::Ip,
         Field::Name,
         Field::Helo,
@@ -48,6 +50,7 @@ impl Field {
         Field::Action,
         Field::What,
         Field::Detail,
+        Field::Queue,
     ];
 
     /// The group name used in rule files.
@@ -65,6 +68,7 @@ impl Field {
             Field::Action => "action",
             Field::What => "what",
             Field::Detail => "detail",
+            Field::Queue => "queue",
         }
     }
 

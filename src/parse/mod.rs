@@ -16,7 +16,7 @@ pub mod rules;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::event::{Event, Mta};
+use crate::event::{Delivery, Event, Mta};
 use clock::Clock;
 use fields::Field;
 use header::Stamp;
@@ -99,6 +99,8 @@ impl Malformed {
 pub enum Outcome {
     /// A rejection event.
     Event(Box<Event>),
+    /// A successful delivery by our MTA to a remote server.
+    Delivered(Box<Delivery>),
     /// A well-formed line that is not an event (most lines).
     NotAnEvent,
     /// A line that could not be used; counted and skipped.
@@ -294,16 +296,30 @@ impl Parser {
         let Some(ip) = m.get(Field::Ip).and_then(parse_ip) else {
             return Outcome::Malformed(Malformed::BadAddress);
         };
-        let class = match classify(m.rule(), m) {
-            Verdict::Class(class) => class,
-            Verdict::Ignore => return Outcome::NotAnEvent,
-        };
+        let verdict = classify(m.rule(), m);
+        if verdict == Verdict::Ignore {
+            return Outcome::NotAnEvent;
+        }
         let time = match &stamp {
             Some(s) => match self.clock.resolve(s) {
                 Some(t) => t,
                 None => return Outcome::Malformed(Malformed::BadDate),
             },
             None => self.clock.reference(),
+        };
+        let class = match verdict {
+            Verdict::Class(class) => class,
+            Verdict::Ignore => return Outcome::NotAnEvent,
+            Verdict::Delivered => {
+                return Outcome::Delivered(Box::new(Delivery {
+                    time,
+                    ip,
+                    mta,
+                    queue_id: m.get(Field::Queue).map(lossy),
+                    rule: m.rule().name.clone(),
+                    line: lossy(line),
+                }))
+            }
         };
         let text = |field| m.get(field).map(lossy);
         Outcome::Event(Box::new(Event {

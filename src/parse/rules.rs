@@ -78,13 +78,17 @@ pub enum Verdict {
     Class(EventClass),
     /// No event: the line is known and deliberately not counted.
     Ignore,
+    /// Not a rejection: our MTA delivered mail to this server.
+    Delivered,
 }
 
 impl<'de> Deserialize<'de> for Verdict {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        if s == "ignore" {
-            return Ok(Verdict::Ignore);
+        match s.as_str() {
+            "ignore" => return Ok(Verdict::Ignore),
+            "delivered" => return Ok(Verdict::Delivered),
+            _ => {}
         }
         s.parse::<EventClass>()
             .map(Verdict::Class)
