@@ -154,7 +154,8 @@ pub fn replay_events(
             exim.clone(),
             options.mta,
             Clock::new(tz.clone(), reference),
-        );
+        )
+        .with_deliveries(false);
         if let Err(e) = replay_one(&parser, &label, opened.reader, out, &mut summary) {
             match e {
                 FileError::Read(source, line) => {

@@ -7,6 +7,8 @@
 //! turn of the year. The reference is "now" for a live log and the file's modification time for a
 //! replayed one, so an old log replays with its own years.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -15,12 +17,24 @@ use time::{OffsetDateTime, UtcOffset};
 use super::header::Stamp;
 
 /// Resolves log stamps in one time zone against one reference instant.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Clock {
     tz: TimeZone,
     reference: Timestamp,
     reference_year: i16,
+    /// The UTC offset of the last local hour resolved, packed as `hour key << 20 | offset + 2^19`
+    /// (0 = empty): consecutive lines are nearly always in the same hour, and the zone lookup is
+    /// the dearest part of resolving a stamp. Only hours without a zone transition are kept.
+    last_hour: AtomicU64,
 }
+
+impl Clone for Clock {
+    fn clone(&self) -> Self {
+        Clock::new(self.tz.clone(), self.reference)
+    }
+}
+
+const OFFSET_BIAS: i64 = 1 << 19;
 
 impl Clock {
     /// A clock for stamps written in `tz`, read at `reference`.
@@ -30,6 +44,7 @@ impl Clock {
             tz,
             reference,
             reference_year,
+            last_hour: AtomicU64::new(0),
         }
     }
 
@@ -81,14 +96,57 @@ impl Clock {
                 to_offset_datetime(ts, seconds)
             }
             None => {
-                let zoned = self
-                    .tz
-                    .to_ambiguous_zoned_datetime(civil)
-                    .compatible()
-                    .ok()?;
-                to_offset_datetime(zoned.timestamp(), zoned.offset().seconds())
+                let (ts, offset) = self.local(civil)?;
+                to_offset_datetime(ts, offset)
             }
         }
+    }
+}
+
+impl Clock {
+    /// The instant and offset of local time `civil` (an ambiguous or skipped time is resolved
+    /// as `compatible` disambiguation does).
+    fn local(&self, civil: DateTime) -> Option<(Timestamp, i32)> {
+        let key = (i64::from(civil.year()) * 10_000
+            + i64::from(civil.month()) * 100
+            + i64::from(civil.day()))
+            * 24
+            + i64::from(civil.hour());
+        let cached = self.last_hour.load(Ordering::Relaxed);
+        if cached != 0 && (cached >> 20) as i64 == key {
+            let offset = ((cached & ((1 << 20) - 1)) as i64 - OFFSET_BIAS) as i32;
+            let ts = jiff::tz::Offset::from_seconds(offset)
+                .ok()?
+                .to_timestamp(civil)
+                .ok()?;
+            return Some((ts, offset));
+        }
+        let zoned = self
+            .tz
+            .to_ambiguous_zoned_datetime(civil)
+            .compatible()
+            .ok()?;
+        let offset = zoned.offset().seconds();
+        // Cache the hour only when all of it exists once, at this one offset.
+        let exact = |c: DateTime| -> bool {
+            self.tz
+                .to_ambiguous_zoned_datetime(c)
+                .unambiguous()
+                .is_ok_and(|z| z.offset().seconds() == offset)
+        };
+        let start = civil
+            .with()
+            .minute(0)
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?;
+        let end = civil.with().minute(59).second(59).build().ok()?;
+        if key > 0 && exact(start) && exact(end) {
+            let packed = ((key as u64) << 20) | (i64::from(offset) + OFFSET_BIAS) as u64;
+            self.last_hour.store(packed, Ordering::Relaxed);
+        }
+        Some((zoned.timestamp(), offset))
     }
 }
 
@@ -179,6 +237,56 @@ mod tests {
             ..bsd(12, 4)
         };
         assert_eq!(text(c.resolve(&s).unwrap()), "2026-12-04T10:00:00-05:00");
+    }
+
+    #[test]
+    fn the_hour_cache_does_not_cross_a_transition() {
+        let c = clock("Europe/Zurich", "2026-12-04T12:00:00Z");
+        let at = |h, m| Stamp {
+            hour: h,
+            minute: m,
+            ..bsd(3, 29)
+        };
+        // 29 March 2026: 02:00 local does not exist; 01:59 is +01:00 and 03:00 is +02:00.
+        assert_eq!(
+            text(c.resolve(&at(1, 30)).unwrap()),
+            "2026-03-29T01:30:00+01:00"
+        );
+        assert_eq!(
+            text(c.resolve(&at(1, 59)).unwrap()),
+            "2026-03-29T01:59:00+01:00"
+        );
+        assert_eq!(
+            text(c.resolve(&at(3, 0)).unwrap()),
+            "2026-03-29T03:00:00+02:00"
+        );
+        // A time in the skipped hour is read as the same wall-clock time an hour on.
+        assert_eq!(
+            text(c.resolve(&at(2, 30)).unwrap()),
+            "2026-03-29T03:30:00+02:00"
+        );
+        assert_eq!(
+            text(c.resolve(&at(2, 45)).unwrap()),
+            "2026-03-29T03:45:00+02:00"
+        );
+        // 25 October 2026: 02:00-03:00 happens twice; the first (summer) offset is taken.
+        let back = |h, m| Stamp {
+            hour: h,
+            minute: m,
+            ..bsd(10, 25)
+        };
+        assert_eq!(
+            text(c.resolve(&back(2, 30)).unwrap()),
+            "2026-10-25T02:30:00+02:00"
+        );
+        assert_eq!(
+            text(c.resolve(&back(3, 30)).unwrap()),
+            "2026-10-25T03:30:00+01:00"
+        );
+        assert_eq!(
+            text(c.resolve(&back(3, 10)).unwrap()),
+            "2026-10-25T03:10:00+01:00"
+        );
     }
 
     #[test]

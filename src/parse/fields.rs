@@ -84,8 +84,10 @@ impl Field {
 pub enum Source {
     /// A group of the rule's regex.
     Head(usize),
+    /// A group of the rule's lead regex.
+    Lead(usize),
     /// A group of the rule's tail regex.
     Tail(usize),
-    /// The text between the regex's match and the tail.
+    /// The text between the regex's match (and lead) and the tail.
     Between,
 }

@@ -12,6 +12,7 @@ use super::rules::{GuardScope, Rule};
 pub struct Matched<'r, 'h> {
     rule: &'r Rule,
     head: Captures<'h>,
+    lead: Option<Captures<'h>>,
     tail: Option<Captures<'h>>,
     between: &'h [u8],
 }
@@ -36,7 +37,7 @@ impl Rule {
         let head_end = head.get(0).map_or(0, |m| m.end());
         let rest = &body[head_end..];
         let (tail, between) = match &self.tail {
-            None => (None, &rest[..0]),
+            None => (None, rest),
             // The first marker from which the tail regex matches to the end of the line.
             Some(t) => t
                 .marker
@@ -47,9 +48,20 @@ impl Rule {
                 })
                 .unwrap_or((None, rest)),
         };
+        let (lead, between) = match &self.lead {
+            Some(l) => match l.captures(between) {
+                Some(c) => {
+                    let end = c.get(0).map_or(0, |m| m.end());
+                    (Some(c), &between[end..])
+                }
+                None => (None, between),
+            },
+            None => (None, between),
+        };
         let matched = Matched {
             rule: self,
             head,
+            lead,
             tail,
             between,
         };
@@ -90,6 +102,7 @@ impl<'h> Matched<'_, 'h> {
             .iter()
             .find_map(|s| match s {
                 Source::Head(i) => self.head.get(*i).map(|m| m.as_bytes()),
+                Source::Lead(i) => self.lead.as_ref()?.get(*i).map(|m| m.as_bytes()),
                 Source::Tail(i) => self.tail.as_ref()?.get(*i).map(|m| m.as_bytes()),
                 Source::Between => Some(self.between),
             })

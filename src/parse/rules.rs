@@ -122,6 +122,8 @@ struct RuleSpec {
     #[serde(default)]
     guard: Option<GuardSpec>,
     #[serde(default)]
+    lead: Option<String>,
+    #[serde(default)]
     tail: Option<TailSpec>,
 }
 
@@ -182,13 +184,12 @@ pub struct Guard {
     pub scope: GuardScope,
 }
 
-/// One condition set of a classifier: every group must match for `class` to apply.
-#[derive(Debug, Clone)]
-pub struct Condition {
-    /// The verdict when every test matches.
-    pub class: Verdict,
-    /// (field, regex) pairs.
-    pub tests: Vec<(Field, Regex)>,
+/// A rule's classifier: conditions tried in order; the first whose every (field, pattern) test
+/// matches decides. Patterns are best anchored (`^…`), so a test that fails stops early.
+#[derive(Debug, Clone, Default)]
+pub struct Classifier {
+    /// (verdict, tests) in order.
+    pub conditions: Vec<(Verdict, Vec<(Field, Regex)>)>,
 }
 
 /// The end of a line that the MTA appends after text the client controls (Postfix's
@@ -218,9 +219,12 @@ pub struct Rule {
     /// The verdict when no classifier condition decides.
     pub class: Verdict,
     /// Conditions tried in order before `class`.
-    pub classify: Vec<Condition>,
+    pub classify: Classifier,
     /// The optional ambiguity guard.
     pub guard: Option<Guard>,
+    /// An optional regex matched at the start of the text after `regex` (before the tail), whose
+    /// groups are fields too; what follows it is the `reason`.
+    pub lead: Option<Regex>,
     /// The optional tail.
     pub tail: Option<Tail>,
     /// Where each field is found, in order of preference (indexed by [`Field`]).
@@ -332,6 +336,11 @@ impl RuleSet {
             ));
         }
         let regex = regex_of("regex", &spec.regex)?;
+        let lead = spec
+            .lead
+            .as_deref()
+            .map(|l| regex_of("lead", l))
+            .transpose()?;
         let tail = match &spec.tail {
             Some(t) => Some(Tail {
                 marker: regex_of("tail marker", &t.marker)?,
@@ -367,6 +376,17 @@ impl RuleSet {
                 "the regex has no (?P<ip>...) group; every rule must take the client address from the MTA's client field".into(),
             ));
         }
+        if let Some(l) = &lead {
+            for (i, field, _) in named(l)? {
+                if field == Field::Ip {
+                    return Err(problem(
+                        "the lead may not capture `ip`; take it from the client field in `regex`"
+                            .into(),
+                    ));
+                }
+                sources[field as usize].push(Source::Lead(i));
+            }
+        }
         if let Some(t) = &tail {
             for (i, field, _) in named(&t.regex)? {
                 if field == Field::Ip {
@@ -377,9 +397,11 @@ impl RuleSet {
                 }
                 sources[field as usize].push(Source::Tail(i));
             }
+        }
+        if lead.is_some() || tail.is_some() {
             sources[Field::Reason as usize].push(Source::Between);
         }
-        let mut classify = Vec::new();
+        let mut classify = Classifier::default();
         if let Some(name) = &spec.classify {
             let entries = self
                 .classifiers
@@ -397,10 +419,7 @@ impl RuleSet {
                         })?;
                     tests.push((field, regex_of(&format!("classifier {name:?}"), pattern)?));
                 }
-                classify.push(Condition {
-                    class: entry.class,
-                    tests,
-                });
+                classify.conditions.push((entry.class, tests));
             }
         }
         let class = match (spec.class, spec.classify.is_some()) {
@@ -436,6 +455,7 @@ impl RuleSet {
             class,
             classify,
             guard,
+            lead,
             tail,
             sources,
         })
