@@ -168,34 +168,42 @@ fn ensure_creates_then_adopts_and_add_keeps_each_timeout() {
                     "{n}: {remaining:?}"
                 );
             }
-            // The nft CLI sees the same, with the timeouts as given.
-            let cli = nft_elements("listed_v4");
-            let cli: Vec<(IpNet, u64)> = cli.into_iter().map(|(n, t, _)| (n, t)).collect();
+            // The nft CLI sees the same, with the timeouts as given: hosts in the hash set,
+            // the prefix in the interval set.
+            let timeouts = |set: &str| -> Vec<(IpNet, u64)> {
+                nft_elements(set)
+                    .into_iter()
+                    .map(|(n, t, _)| (n, t))
+                    .collect()
+            };
             assert_eq!(
-                cli,
-                vec![
-                    (net("192.0.2.10/32"), 600),
-                    (net("192.0.2.11/32"), 7200),
-                    (net("198.51.100.0/24"), 259_200)
-                ]
+                timeouts("listed_v4"),
+                vec![(net("192.0.2.10/32"), 600), (net("192.0.2.11/32"), 7200)]
+            );
+            assert_eq!(
+                timeouts("listed_v4_nets"),
+                vec![(net("198.51.100.0/24"), 259_200)]
             );
             let ruleset = run("nft", &["list", "table", "inet", "tarpit"]);
-            assert!(ruleset.contains("flags interval,timeout"), "{ruleset}");
-            assert!(
-                ruleset.contains(
-                    "ip saddr @listed_v4 tcp dport 25 counter packets 0 bytes 0 redirect to :2525"
-                ),
+            assert_eq!(
+                ruleset.matches("flags interval,timeout").count(),
+                2,
                 "{ruleset}"
             );
-            assert!(
-                ruleset.contains(
-                    "ip6 saddr @listed_v6 tcp dport 25 counter packets 0 bytes 0 redirect to :2525"
-                ),
-                "{ruleset}"
-            );
+            for (proto, set) in [
+                ("ip", "listed_v4"),
+                ("ip", "listed_v4_nets"),
+                ("ip6", "listed_v6"),
+                ("ip6", "listed_v6_nets"),
+            ] {
+                let rule = format!(
+                    "{proto} saddr @{set} tcp dport 25 counter packets 0 bytes 0 redirect to :2525"
+                );
+                assert!(ruleset.contains(&rule), "{rule} missing from {ruleset}");
+            }
             assert_eq!(
                 ruleset.matches("redirect").count(),
-                2,
+                4,
                 "ensure twice must not duplicate rules: {ruleset}"
             );
         },
@@ -301,10 +309,10 @@ fn ipv6_prefix_is_listed_and_an_address_inside_it_matches() {
                 listed(&d),
                 vec![net("198.51.100.0/24"), net("2001:db8:1:2::/64")]
             );
-            assert!(nft_has("listed_v6", "2001:db8:1:2::dead"));
-            assert!(!nft_has("listed_v6", "2001:db8:1:3::1"));
-            assert!(nft_has("listed_v4", "198.51.100.200"));
-            assert!(!nft_has("listed_v4", "198.51.101.1"));
+            assert!(nft_has("listed_v6_nets", "2001:db8:1:2::dead"));
+            assert!(!nft_has("listed_v6_nets", "2001:db8:1:3::1"));
+            assert!(nft_has("listed_v4_nets", "198.51.100.200"));
+            assert!(!nft_has("listed_v4_nets", "198.51.101.1"));
         },
     );
 }
@@ -316,31 +324,51 @@ fn overlapping_and_adjacent_prefixes_do_not_fail_the_batch() {
         || {
             let d = driver();
             d.ensure().unwrap();
-            d.add(&[(net("192.0.2.5/32"), HOUR), (net("203.0.113.0/24"), HOUR)])
-                .unwrap();
+            d.add(&[
+                (net("192.0.2.5/32"), HOUR),
+                (net("192.0.2.16/28"), HOUR),
+                (net("203.0.113.0/24"), HOUR),
+            ])
+            .unwrap();
             let report = d
                 .add(&[
-                    (net("192.0.2.0/24"), 2 * HOUR), // covers a listed host: replaces it
-                    (net("203.0.113.7/32"), HOUR),   // inside a listed /24: skipped
+                    (net("192.0.2.0/24"), 2 * HOUR), // covers a listed /28: replaces it
+                    (net("192.0.2.5/32"), 2 * HOUR), // a host: its own set, refreshed
+                    (net("203.0.113.0/26"), HOUR),   // inside a listed /24: skipped
                     (net("198.51.100.0/25"), HOUR),  // two adjacent halves
                     (net("198.51.100.128/25"), HOUR),
-                    (net("198.51.100.130/32"), HOUR), // inside a requested prefix: skipped
+                    (net("198.51.100.128/26"), HOUR), // inside a requested prefix: skipped
                 ])
                 .unwrap();
-            let skipped: Vec<IpNet> = report.skipped.iter().map(|s| s.net).collect();
+            let skipped: Vec<(IpNet, IpNet)> = report
+                .skipped
+                .iter()
+                .map(|s| (s.net, s.covered_by))
+                .collect();
             assert_eq!(
                 skipped,
-                vec![net("198.51.100.130/32"), net("203.0.113.7/32")]
+                vec![
+                    (net("198.51.100.128/26"), net("198.51.100.128/25")),
+                    (net("203.0.113.0/26"), net("203.0.113.0/24")),
+                ]
             );
             assert_eq!(
                 listed(&d),
                 vec![
                     net("192.0.2.0/24"),
+                    net("192.0.2.5/32"),
                     net("198.51.100.0/25"),
                     net("198.51.100.128/25"),
                     net("203.0.113.0/24")
                 ]
             );
+            let five = d
+                .list()
+                .unwrap()
+                .into_iter()
+                .find(|(n, _)| *n == net("192.0.2.5/32"))
+                .unwrap();
+            assert!(five.1 > HOUR, "the host was refreshed to 2 h: {five:?}");
         },
     );
 }
@@ -605,6 +633,50 @@ fn the_redirect_really_diverts_a_listed_client_to_the_stall_port() {
             assert_eq!(probe(), "mta sees 192.0.2.1");
             d.add(&[(net("192.0.2.0/30"), HOUR)]).unwrap();
             assert_eq!(probe(), "stall sees 192.0.2.1");
+        },
+    );
+}
+
+#[test]
+fn tarpit_mode_is_refused_here_and_a_forced_batch_applies_nothing() {
+    in_netns(
+        "tarpit_mode_is_refused_here_and_a_forced_batch_applies_nothing",
+        || {
+            use tarpit::netfilter::tarpit_target::TargetProbe;
+            use tarpit::netfilter::Action;
+            let config = NetfilterConfig {
+                action: Action::Tarpit,
+                ..NetfilterConfig::default()
+            };
+            let loaded = std::fs::read_to_string("/proc/net/ip_tables_targets").unwrap_or_default();
+            if loaded.lines().any(|l| l.trim() == "TARPIT") {
+                eprintln!("skipped: tarpit_mode_is_refused_here... because this kernel has TARPIT");
+                return;
+            }
+            let err = Driver::new(&config).unwrap_err();
+            assert!(err.to_string().contains("xtables-addons-dkms"), "{err}");
+
+            // Pretend the target exists: the kernel itself refuses the rule, and the batch that
+            // would also have created the tables and sets leaves nothing behind.
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("targets"), "TARPIT\n").unwrap();
+            let probe = TargetProbe {
+                targets_file: dir.path().join("targets"),
+                modules_dir: dir.path().into(),
+            };
+            let forced = Driver::with_probe(&config, &probe).unwrap();
+            let err = forced.ensure().unwrap_err();
+            eprintln!("the kernel refused the forced tarpit batch: {err}");
+            assert!(
+                err.to_string()
+                    .contains("add rule to chain ip tarpit tarpit"),
+                "{err}"
+            );
+            assert_eq!(
+                run("nft", &["list", "ruleset"]).trim(),
+                "",
+                "never half-applied"
+            );
         },
     );
 }

@@ -16,7 +16,7 @@ use super::config::{Action, NetfilterConfig};
 use super::elements::{self, Skipped};
 use super::error::NetfilterError;
 use super::raw::{self, AlignedBuf, DumpOf, ElemOp};
-use super::rules::{self, Fam, Finished, Interval, Layout, Plan};
+use super::rules::{self, Finished, Interval, Kind, Layout, Plan, KINDS};
 use super::socket::{BatchError, NlSocket};
 use super::tarpit_target::TargetProbe;
 
@@ -201,19 +201,19 @@ impl Driver {
     pub fn list(&self) -> Result<Vec<(IpNet, Duration)>, NetfilterError> {
         let mut socket = open_socket()?;
         let mut out = Vec::new();
-        for fam in [Fam::V4, Fam::V6] {
-            let family = self.layout.family_of(fam);
+        for kind in KINDS {
+            let family = self.layout.family_of(kind.fam);
             let op = format!(
                 "list set {} {}",
                 self.layout.describe(family),
-                rules::set_name(fam).to_string_lossy()
+                rules::set_name(kind).to_string_lossy()
             );
             let seq = socket.seq();
             let request = raw::dump_request(
                 family,
                 &self.layout.table,
                 DumpOf::Elements {
-                    set: rules::set_name(fam),
+                    set: rules::set_name(kind),
                 },
                 seq,
             );
@@ -237,16 +237,22 @@ impl Driver {
                     ),
                 });
             }
-            out.extend(elements::pair_intervals(elems));
+            if kind.nets {
+                out.extend(elements::pair_intervals(elems));
+            } else {
+                out.extend(elements::hosts(elems));
+            }
         }
+        out.sort();
         Ok(out)
     }
 
     /// Removes every listing, in one batch; tables, sets and rules stay.
     pub fn flush(&self) -> Result<(), NetfilterError> {
         let mut plan = Plan::new();
-        plan.flush_set(&self.layout, Fam::V4);
-        plan.flush_set(&self.layout, Fam::V6);
+        for kind in KINDS {
+            plan.flush_set(&self.layout, kind);
+        }
         self.apply(
             plan,
             &format!("flush the sets of {}", self.layout.describe_own()),
@@ -381,14 +387,16 @@ impl Driver {
     }
 
     fn write_elements(&self, plan: &mut Plan, items: &[(IpNet, Duration)], op: ElemOp) {
-        for fam in [Fam::V4, Fam::V6] {
+        for kind in KINDS {
             let intervals: Vec<Interval> = items
                 .iter()
-                .filter(|(n, _)| {
-                    matches!((n, fam), (IpNet::V4(_), Fam::V4) | (IpNet::V6(_), Fam::V6))
-                })
+                .filter(|(n, _)| Kind::of(n) == kind)
                 .map(|(net, timeout)| {
-                    let (start, end) = elements::interval_keys(net);
+                    let (start, end) = if kind.nets {
+                        elements::interval_keys(net)
+                    } else {
+                        (elements::key_of(net.addr()), None)
+                    };
                     let timeout_ms = match op {
                         ElemOp::Delete => None,
                         _ => elements::timeout_ms(net, *timeout),
@@ -400,7 +408,7 @@ impl Driver {
                     }
                 })
                 .collect();
-            plan.elements(&self.layout, fam, &intervals, op);
+            plan.elements(&self.layout, kind, &intervals, op);
         }
     }
 
@@ -441,29 +449,32 @@ fn with_timeouts(items: &[(IpNet, Duration)]) -> Result<Vec<(IpNet, Duration)>, 
 /// Prefixes with a timeout or remaining time.
 type Listings = Vec<(IpNet, Duration)>;
 
-/// Against what is listed: which listed prefixes to delete (same prefix, or inside a
-/// requested one), which requested ones to add, and which requested ones a wider listed
-/// prefix already covers.
+/// Against what is listed: which listed entries to delete (the same prefix, or a prefix
+/// inside a requested wider one), which requested ones to add, and which requested prefixes
+/// a wider listed prefix already covers. Hosts sit in their own set and never conflict with
+/// prefixes, so only prefixes are compared for containment.
 fn reconcile(
     current: &[(IpNet, Duration)],
     wanted: &[(IpNet, Duration)],
 ) -> (Listings, Listings, Vec<Skipped>) {
+    let is_net = |n: &IpNet| Kind::of(n).nets;
     let mut deletes = Vec::new();
     let mut adds = Vec::new();
     let mut covered = Vec::new();
     let mut doomed: HashSet<IpNet> = HashSet::new();
     for (net, _) in wanted {
         for (cur, d) in current {
-            if net.contains(cur) && doomed.insert(*cur) {
+            let replaced = cur == net || (is_net(net) && is_net(cur) && net.contains(cur));
+            if replaced && doomed.insert(*cur) {
                 deletes.push((*cur, *d));
             }
         }
     }
     for (net, timeout) in wanted {
-        match current
-            .iter()
-            .find(|(cur, _)| cur != net && cur.contains(net) && !doomed.contains(cur))
-        {
+        let wider = current.iter().find(|(cur, _)| {
+            is_net(net) && is_net(cur) && cur != net && cur.contains(net) && !doomed.contains(cur)
+        });
+        match wider {
             Some((cur, _)) => covered.push(Skipped {
                 net: *net,
                 covered_by: *cur,
@@ -497,29 +508,35 @@ mod tests {
     }
 
     #[test]
-    fn reconcile_replaces_same_and_narrower_and_skips_covered() {
+    fn reconcile_replaces_same_and_narrower_prefixes_and_skips_covered_ones_but_not_hosts() {
         let h = Duration::from_secs(3600);
         let current = vec![
-            (net("192.0.2.5/32"), h),
+            (net("192.0.2.4/30"), h),
+            (net("192.0.2.9/32"), h),
             (net("198.51.100.0/24"), h),
             (net("203.0.113.7/32"), h),
         ];
         let wanted = vec![
             (net("192.0.2.0/24"), h),
+            (net("198.51.100.8/29"), h),
             (net("198.51.100.9/32"), h),
             (net("203.0.113.7/32"), h * 2),
         ];
         let (deletes, adds, covered) = reconcile(&current, &wanted);
         let d: Vec<IpNet> = deletes.iter().map(|x| x.0).collect();
-        assert_eq!(d, vec![net("192.0.2.5/32"), net("203.0.113.7/32")]);
+        assert_eq!(d, vec![net("192.0.2.4/30"), net("203.0.113.7/32")]);
         assert_eq!(
             adds,
-            vec![(net("192.0.2.0/24"), h), (net("203.0.113.7/32"), h * 2)]
+            vec![
+                (net("192.0.2.0/24"), h),
+                (net("198.51.100.9/32"), h),
+                (net("203.0.113.7/32"), h * 2)
+            ]
         );
         assert_eq!(
             covered,
             vec![Skipped {
-                net: net("198.51.100.9/32"),
+                net: net("198.51.100.8/29"),
                 covered_by: net("198.51.100.0/24")
             }]
         );

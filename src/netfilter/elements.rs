@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::raw::RawElem;
+
 /// The longest element timeout tarpit sends: 213,503 days. The kernel keeps timeouts as
 /// nanoseconds in a `u64` and refuses anything from `u64::MAX` ns (213,503.98 days) up with
 /// `ERANGE`; 213,503 whole days was verified to be accepted.
@@ -48,6 +50,29 @@ pub(crate) fn interval_keys(net: &IpNet) -> (Vec<u8>, Option<Vec<u8>>) {
             )
         }
     }
+}
+
+/// The key of a host address.
+pub(crate) fn key_of(addr: IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// Dumped host elements as /32 or /128 prefixes with their remaining time.
+pub(crate) fn hosts(elems: Vec<RawElem>) -> Vec<(IpNet, Duration)> {
+    elems
+        .into_iter()
+        .filter_map(|e| {
+            let addr = key_addr(&e.key)?;
+            Some((IpNet::from(addr), remaining(&e)))
+        })
+        .collect()
+}
+
+fn remaining(e: &RawElem) -> Duration {
+    e.expires_ms.map_or(Duration::MAX, Duration::from_millis)
 }
 
 /// An address from a 4- or 16-byte key.
@@ -136,6 +161,7 @@ pub struct Skipped {
 /// Normalizes one request: host bits cleared, duplicates merged (the longest timeout wins),
 /// and every prefix inside another requested prefix skipped, because an interval set
 /// refuses overlapping intervals. Adjacent prefixes are kept: the kernel accepts them.
+/// Hosts live in a set of their own, so a host inside a requested prefix is kept.
 pub(crate) fn normalize(items: &[(IpNet, Duration)]) -> (Vec<(IpNet, Duration)>, Vec<Skipped>) {
     let mut sorted: Vec<(IpNet, Duration)> = items.iter().map(|(n, d)| (n.trunc(), *d)).collect();
     // Sort by family, then start address, then widest first, so a covering prefix comes
@@ -145,17 +171,24 @@ pub(crate) fn normalize(items: &[(IpNet, Duration)]) -> (Vec<(IpNet, Duration)>,
     });
     let mut kept: Vec<(IpNet, Duration)> = Vec::with_capacity(sorted.len());
     let mut skipped = Vec::new();
+    let mut widest: Option<IpNet> = None; // the last prefix kept
     for (net, timeout) in sorted {
+        let is_host = net.prefix_len() == net.max_prefix_len();
         match kept.last_mut() {
             Some((last, last_timeout)) if *last == net => {
                 *last_timeout = (*last_timeout).max(timeout);
+                continue;
             }
-            Some((last, _)) if last.contains(&net) => skipped.push(Skipped {
-                net,
-                covered_by: *last,
-            }),
-            _ => kept.push((net, timeout)),
+            _ => {}
         }
+        if !is_host {
+            if let Some(w) = widest.filter(|w| w.contains(&net)) {
+                skipped.push(Skipped { net, covered_by: w });
+                continue;
+            }
+            widest = Some(net);
+        }
+        kept.push((net, timeout));
     }
     (kept, skipped)
 }
@@ -164,9 +197,7 @@ pub(crate) fn normalize(items: &[(IpNet, Duration)]) -> (Vec<(IpNet, Duration)>,
 /// first address after) into prefixes with their remaining time. Ranges that are not one
 /// prefix (added by hand) come back as the prefixes that cover them exactly. An element
 /// without expiry (added by hand without a timeout) is reported with `Duration::MAX`.
-pub(crate) fn pair_intervals(
-    mut elems: Vec<crate::netfilter::raw::RawElem>,
-) -> Vec<(IpNet, Duration)> {
+pub(crate) fn pair_intervals(mut elems: Vec<RawElem>) -> Vec<(IpNet, Duration)> {
     // Ascending by key; at equal keys the end of one range sorts before the start of the
     // adjacent next one.
     elems.sort_by(|a, b| a.key.cmp(&b.key).then(b.interval_end.cmp(&a.interval_end)));
@@ -249,9 +280,10 @@ mod tests {
     }
 
     #[test]
-    fn normalize_merges_duplicates_and_skips_covered_prefixes() {
+    fn normalize_merges_duplicates_and_skips_covered_prefixes_but_keeps_hosts() {
         let (kept, skipped) = normalize(&[
             (net("192.0.2.77/32"), Duration::from_secs(60)),
+            (net("192.0.2.64/26"), Duration::from_secs(60)),
             (net("192.0.2.9/24"), Duration::from_secs(10)),
             (net("198.51.100.1/32"), Duration::from_secs(5)),
             (net("198.51.100.1/32"), Duration::from_secs(50)),
@@ -261,6 +293,7 @@ mod tests {
             kept,
             vec![
                 (net("192.0.2.0/24"), Duration::from_secs(10)),
+                (net("192.0.2.77/32"), Duration::from_secs(60)),
                 (net("198.51.100.1/32"), Duration::from_secs(50)),
                 (net("198.51.100.2/32"), Duration::from_secs(7)),
             ]
@@ -268,7 +301,7 @@ mod tests {
         assert_eq!(
             skipped,
             vec![Skipped {
-                net: net("192.0.2.77/32"),
+                net: net("192.0.2.64/26"),
                 covered_by: net("192.0.2.0/24")
             }]
         );

@@ -523,6 +523,36 @@ pub(crate) fn set_int_option(fd: RawFd, level: c_int, name: c_int, value: c_int)
     }
 }
 
+/// Sends `pages` as ONE netlink datagram to the kernel (`sendmsg` with one iovec per page),
+/// without first copying them into one buffer.
+pub(crate) fn send_datagram(fd: RawFd, pages: &[&[u8]]) -> io::Result<usize> {
+    let mut iov: Vec<libc::iovec> = pages
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr().cast_mut().cast::<c_void>(),
+            iov_len: p.len(),
+        })
+        .collect();
+    // SAFETY: an all-zero `sockaddr_nl` and `msghdr` are valid values of these plain C
+    // structs; the kernel only reads the pages (the `*mut` in `iovec` is C's lack of const),
+    // the address and the iovec array, all of which outlive the call.
+    unsafe {
+        let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = ptr::from_mut(&mut kernel).cast::<c_void>();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        let n = libc::sendmsg(fd, &msg, 0);
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
 /// Sets a socket's receive timeout (so a lost reply cannot hang the daemon).
 pub(crate) fn set_recv_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
     let tv = libc::timeval {

@@ -20,10 +20,14 @@ use super::config::{Action, NetfilterConfig};
 use super::error::NetfilterError;
 use super::raw::{self, CompatRule, ElemOp, FlushSet, Redir, XtTarget};
 
-/// The set of listed IPv4 prefixes.
+/// The set of listed IPv4 hosts (hash set, flags `timeout`).
 pub const SET_V4: &CStr = c"listed_v4";
-/// The set of listed IPv6 prefixes.
+/// The set of listed IPv4 prefixes shorter than /32 (flags `interval,timeout`).
+pub const SET_V4_NETS: &CStr = c"listed_v4_nets";
+/// The set of listed IPv6 hosts (/128; hash set, flags `timeout`).
 pub const SET_V6: &CStr = c"listed_v6";
+/// The set of listed IPv6 prefixes such as /64s (flags `interval,timeout`).
+pub const SET_V6_NETS: &CStr = c"listed_v6_nets";
 /// The nat chain of stall mode.
 pub const STALL_CHAIN: &CStr = c"divert";
 /// The filter chain of tarpit mode.
@@ -32,10 +36,10 @@ pub const TARPIT_CHAIN: &CStr = c"tarpit";
 const PRIO_DSTNAT: i32 = -100;
 /// Just before the usual `filter` priority (0), so the host's own accept rules come later.
 const PRIO_TARPIT: i32 = -10;
+/// How many elements are encoded at a time (see [`Plan::elements`]).
+const ELEMENT_CHUNK: usize = 8192;
 /// `sizeof(struct xt_tarpit_tginfo)` aligned to 8 (`XT_ALIGN`), as iptables sends it.
 const TARPIT_INFO_LEN: usize = 8;
-const SET_ID_V4: u32 = 1;
-const SET_ID_V6: u32 = 2;
 
 /// Where tarpit's objects live for one configuration.
 ///
@@ -56,6 +60,64 @@ pub(crate) struct Layout {
 pub(crate) enum Fam {
     V4,
     V6,
+}
+
+/// One of tarpit's four sets: hosts or prefixes, of one family.
+///
+/// Single hosts live in hash sets and prefixes in interval sets. Both kinds could share one
+/// interval set, but the kernel dumps an rbtree (interval) set by walking it from the start
+/// again for every 32 KiB reply page, so listing 100,000 hosts from one would cost
+/// quadratically more (measured: 0.86 s against a hash set's fraction of it), and an interval
+/// set needs two elements per entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kind {
+    pub(crate) fam: Fam,
+    pub(crate) nets: bool,
+}
+
+/// All four sets.
+pub(crate) const KINDS: [Kind; 4] = [
+    Kind {
+        fam: Fam::V4,
+        nets: false,
+    },
+    Kind {
+        fam: Fam::V4,
+        nets: true,
+    },
+    Kind {
+        fam: Fam::V6,
+        nets: false,
+    },
+    Kind {
+        fam: Fam::V6,
+        nets: true,
+    },
+];
+
+impl Kind {
+    /// The set that holds `net`.
+    pub(crate) fn of(net: &ipnet::IpNet) -> Self {
+        Self {
+            fam: match net {
+                ipnet::IpNet::V4(_) => Fam::V4,
+                ipnet::IpNet::V6(_) => Fam::V6,
+            },
+            nets: net.prefix_len() < net.max_prefix_len(),
+        }
+    }
+
+    fn id(self) -> u32 {
+        KINDS.iter().position(|k| *k == self).unwrap_or(0) as u32 + 1
+    }
+
+    fn flags(self) -> u32 {
+        if self.nets {
+            (libc::NFT_SET_INTERVAL | libc::NFT_SET_TIMEOUT) as u32
+        } else {
+            libc::NFT_SET_TIMEOUT as u32
+        }
+    }
 }
 
 impl Layout {
@@ -106,10 +168,10 @@ impl Layout {
     }
 
     /// The sets that live in the table of `family`.
-    pub(crate) fn sets_in(&self, family: ProtoFamily) -> Vec<Fam> {
-        [Fam::V4, Fam::V6]
+    pub(crate) fn sets_in(&self, family: ProtoFamily) -> Vec<Kind> {
+        KINDS
             .into_iter()
-            .filter(|f| self.family_of(*f) == family)
+            .filter(|k| self.family_of(k.fam) == family)
             .collect()
     }
 
@@ -144,11 +206,13 @@ pub(crate) fn family_name(family: ProtoFamily) -> &'static str {
     }
 }
 
-/// The name of `fam`'s set.
-pub(crate) fn set_name(fam: Fam) -> &'static CStr {
-    match fam {
-        Fam::V4 => SET_V4,
-        Fam::V6 => SET_V6,
+/// The name of a set.
+pub(crate) fn set_name(kind: Kind) -> &'static CStr {
+    match (kind.fam, kind.nets) {
+        (Fam::V4, false) => SET_V4,
+        (Fam::V4, true) => SET_V4_NETS,
+        (Fam::V6, false) => SET_V6,
+        (Fam::V6, true) => SET_V6_NETS,
     }
 }
 
@@ -229,11 +293,11 @@ impl Plan {
             let what = layout.describe(family);
             let table = Table::new(&layout.table, family);
             self.add(&table, MsgType::Add, format!("create table {what}"));
-            for fam in layout.sets_in(family) {
-                self.set(&table, layout, fam, |plan, set| {
+            for kind in layout.sets_in(family) {
+                self.set(&table, layout, kind, |plan, set| {
                     set.push_set(&mut plan.batch);
                     plan.labels
-                        .push(format!("create set {}", set_label(&what, fam)));
+                        .push(format!("create set {}", set_label(&what, kind)));
                 });
             }
             let mut chain = Chain::new(layout.chain(), &table);
@@ -256,40 +320,35 @@ impl Plan {
                 MsgType::Del,
                 format!("flush {chain_what}"),
             );
-            for fam in layout.sets_in(family) {
-                self.set(&table, layout, fam, |plan, set| {
+            for kind in layout.sets_in(family) {
+                self.set(&table, layout, kind, |plan, set| {
                     for port in &layout.ports {
-                        plan.rule(layout, &chain, set, fam, *port, &chain_what);
+                        plan.rule(layout, &chain, set, kind, *port, &chain_what);
                     }
                 });
             }
         }
     }
 
-    /// Calls `f` with `fam`'s set object (flags `interval,timeout`) in `table`.
+    /// Calls `f` with the object of set `kind` (in `table`), flags included.
     fn set(
         &mut self,
         table: &Table,
         layout: &Layout,
-        fam: Fam,
+        kind: Kind,
         f: impl FnOnce(&mut Self, &dyn SetRef),
     ) {
-        let family = layout.family_of(fam);
-        match fam {
+        let family = layout.family_of(kind.fam);
+        let name = set_name(kind);
+        match kind.fam {
             Fam::V4 => {
-                let set = Set::<Ipv4Addr>::new_named(SET_V4, SET_ID_V4, table, family);
-                raw::set_flags(
-                    &set,
-                    (libc::NFT_SET_INTERVAL | libc::NFT_SET_TIMEOUT) as u32,
-                );
+                let set = Set::<Ipv4Addr>::new_named(name, kind.id(), table, family);
+                raw::set_flags(&set, kind.flags());
                 f(self, &set);
             }
             Fam::V6 => {
-                let set = Set::<Ipv6Addr>::new_named(SET_V6, SET_ID_V6, table, family);
-                raw::set_flags(
-                    &set,
-                    (libc::NFT_SET_INTERVAL | libc::NFT_SET_TIMEOUT) as u32,
-                );
+                let set = Set::<Ipv6Addr>::new_named(name, kind.id(), table, family);
+                raw::set_flags(&set, kind.flags());
                 f(self, &set);
             }
         }
@@ -301,10 +360,11 @@ impl Plan {
         layout: &Layout,
         chain: &Chain,
         set: &dyn SetRef,
-        fam: Fam,
+        kind: Kind,
         port: u16,
         chain_what: &str,
     ) {
+        let fam = kind.fam;
         let mut rule = Rule::new(chain);
         if layout.family_of(fam) == ProtoFamily::Inet {
             rule.add_expr(&Meta::NfProto);
@@ -329,7 +389,7 @@ impl Plan {
         rule.add_expr(&Counter);
         let label = format!(
             "add rule to {chain_what} for {} port {port}",
-            set_name(fam).to_string_lossy()
+            set_name(kind).to_string_lossy()
         );
         match layout.action {
             Action::Stall => {
@@ -353,49 +413,55 @@ impl Plan {
         }
     }
 
-    /// Element messages for `fam`'s set: every `(start, end)` interval of `items`, starts
-    /// with their timeout in milliseconds (`None` for a delete).
-    pub(crate) fn elements(&mut self, layout: &Layout, fam: Fam, items: &[Interval], op: ElemOp) {
+    /// Element messages for set `kind`: every key of `items` (with its timeout in
+    /// milliseconds, `None` for a delete) and, for prefixes, the interval's end key.
+    pub(crate) fn elements(&mut self, layout: &Layout, kind: Kind, items: &[Interval], op: ElemOp) {
         if items.is_empty() {
             return;
         }
-        let family = layout.family_of(fam);
+        let family = layout.family_of(kind.fam);
         let table = Table::new(&layout.table, family);
         let verb = match op {
             ElemOp::Create | ElemOp::Upsert => "add",
             ElemOp::Delete => "delete",
         };
-        let what = set_label(&layout.describe(family), fam);
+        let what = set_label(&layout.describe(family), kind);
         let label = format!("{verb} {} element(s) of set {what}", items.len());
-        self.set(&table, layout, fam, |plan, set| {
-            for item in items {
-                set.add_element(&item.start, item.timeout_ms, false);
-                if let Some(end) = &item.end {
-                    set.add_element(end, None, true);
+        // libnftnl keeps a few hundred bytes per element object; writing them in chunks
+        // (all into the same batch, so still one transaction) bounds that memory.
+        for chunk in items.chunks(ELEMENT_CHUNK) {
+            self.set(&table, layout, kind, |plan, set| {
+                for item in chunk {
+                    set.add_element(&item.start, item.timeout_ms, false);
+                    if let Some(end) = &item.end {
+                        set.add_element(end, None, true);
+                    }
                 }
-            }
-            let written = set.push(&mut plan.batch, op);
-            plan.labels.extend(std::iter::repeat_n(label, written));
-        });
+                let written = set.push(&mut plan.batch, op);
+                plan.labels
+                    .extend(std::iter::repeat_n(label.clone(), written));
+            });
+        }
     }
 
-    /// Empties `fam`'s set.
-    pub(crate) fn flush_set(&mut self, layout: &Layout, fam: Fam) {
-        let family = layout.family_of(fam);
+    /// Empties set `kind`.
+    pub(crate) fn flush_set(&mut self, layout: &Layout, kind: Kind) {
+        let family = layout.family_of(kind.fam);
         let table = Table::new(&layout.table, family);
-        let what = set_label(&layout.describe(family), fam);
-        self.set(&table, layout, fam, |plan, set| {
+        let what = set_label(&layout.describe(family), kind);
+        self.set(&table, layout, kind, |plan, set| {
             set.push_flush(&mut plan.batch);
             plan.labels.push(format!("flush set {what}"));
         });
     }
 }
 
-fn set_label(table: &str, fam: Fam) -> String {
-    format!("{table} {}", set_name(fam).to_string_lossy())
+fn set_label(table: &str, kind: Kind) -> String {
+    format!("{table} {}", set_name(kind).to_string_lossy())
 }
 
-/// One interval element pair: start key (with timeout for an add) and end key.
+/// One element: its key (with the timeout for an add) and, for a prefix, the end key of
+/// its interval (`None` for a host, or for a prefix that reaches the top of the space).
 #[derive(Debug, Clone)]
 pub(crate) struct Interval {
     pub(crate) start: Vec<u8>,
@@ -427,5 +493,147 @@ impl<K: SetKey> SetRef for Set<'_, K> {
     }
     fn push_set(&self, batch: &mut Batch) {
         batch.add(self, MsgType::Add);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netfilter::raw::{parse_rule, AlignedBuf};
+    use crate::netfilter::socket::Messages;
+
+    /// `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_*`.
+    fn nft_type(msg: libc::c_int) -> u16 {
+        (10 << 8) | msg as u16
+    }
+
+    fn layout(action: Action, ports: Vec<u16>) -> Layout {
+        Layout::new(&NetfilterConfig {
+            action,
+            ports,
+            ..NetfilterConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// The rules of a structure batch, as libnftnl renders them.
+    fn rules_of(layout: &Layout) -> Vec<raw::RawRule> {
+        let mut plan = Plan::new();
+        plan.structure(layout);
+        let done = plan.finish();
+        let bytes: Vec<u8> = done.batch.iter().flatten().copied().collect();
+        Messages::new(&bytes)
+            .filter(|m| m.kind == nft_type(libc::NFT_MSG_NEWRULE))
+            .filter_map(|m| parse_rule(AlignedBuf::copy_of(m.bytes).bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn tarpit_batch_hands_listed_smtp_packets_to_the_tarpit_target() {
+        let rules = rules_of(&layout(Action::Tarpit, vec![25, 587]));
+        assert_eq!(rules.len(), 8, "four sets, two ports each: {rules:#?}");
+        for r in &rules {
+            assert_eq!(r.chain, "tarpit");
+            assert_eq!(
+                r.compat_proto,
+                Some(libc::IPPROTO_TCP as u32),
+                "xt targets need the compat proto"
+            );
+            assert!(r.text.contains("target name TARPIT rev 0"), "{}", r.text);
+            assert!(r.text.contains("counter"), "{}", r.text);
+            assert!(!r.text.contains("redir"), "{}", r.text);
+        }
+        assert!(
+            rules[0].text.contains("lookup reg 1 set listed_v4"),
+            "{}",
+            rules[0].text
+        );
+        assert!(
+            rules[0].text.contains("0x00001900"),
+            "port 25 big-endian: {}",
+            rules[0].text
+        );
+        assert!(
+            rules[1].text.contains("0x00004b02"),
+            "port 587 big-endian: {}",
+            rules[1].text
+        );
+        let sets: Vec<&str> = rules
+            .iter()
+            .map(|r| {
+                r.text
+                    .split("set ")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+            })
+            .collect();
+        assert_eq!(
+            sets,
+            [
+                "listed_v4",
+                "listed_v4",
+                "listed_v4_nets",
+                "listed_v4_nets",
+                "listed_v6",
+                "listed_v6",
+                "listed_v6_nets",
+                "listed_v6_nets"
+            ]
+        );
+    }
+
+    #[test]
+    fn tarpit_batch_uses_ip_and_ip6_tables_and_removes_the_inet_one() {
+        let layout = layout(Action::Tarpit, vec![25]);
+        let mut plan = Plan::new();
+        plan.structure(&layout);
+        let done = plan.finish();
+        let bytes: Vec<u8> = done.batch.iter().flatten().copied().collect();
+        let tables: Vec<(u16, u8)> = Messages::new(&bytes)
+            .filter(|m| {
+                m.kind == nft_type(libc::NFT_MSG_NEWTABLE)
+                    || m.kind == nft_type(libc::NFT_MSG_DELTABLE)
+            })
+            .map(|m| (m.kind & 0xff, m.bytes[16]))
+            .collect();
+        let (new, del) = (libc::NFT_MSG_NEWTABLE as u16, libc::NFT_MSG_DELTABLE as u16);
+        let (inet, ip, ip6) = (
+            libc::NFPROTO_INET as u8,
+            libc::NFPROTO_IPV4 as u8,
+            libc::NFPROTO_IPV6 as u8,
+        );
+        assert_eq!(
+            tables,
+            vec![(new, inet), (del, inet), (new, ip), (new, ip6)]
+        );
+    }
+
+    #[test]
+    fn stall_batch_redirects_to_the_stall_port_in_one_inet_table() {
+        let rules = rules_of(&layout(Action::Stall, vec![25]));
+        assert_eq!(rules.len(), 4);
+        for r in &rules {
+            assert_eq!(r.chain, "divert");
+            assert_eq!(r.compat_proto, None);
+            assert!(r.text.contains("redir proto_min reg 1"), "{}", r.text);
+            assert!(
+                r.text.contains("immediate reg 1 0x0000dd09"),
+                "port 2525 big-endian: {}",
+                r.text
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_message_is_named_by_its_label() {
+        let mut plan = Plan::new();
+        plan.flush_set(&layout(Action::Stall, vec![25]), KINDS[3]);
+        let done = plan.finish();
+        let seqs = done.batch.sequence_numbers();
+        let labelled = seqs.start + (seqs.len() as u32 - 1) / 2;
+        assert_eq!(done.label(labelled), "flush set inet tarpit listed_v6_nets");
     }
 }

@@ -63,10 +63,15 @@ impl NlSocket {
     /// and reads one acknowledgement per sequence number. On failure the kernel has applied
     /// nothing; the error names the first refused message.
     pub(crate) fn send_batch(&mut self, batch: &FinalizedBatch) -> Result<(), BatchError> {
-        let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
-        self.ensure_sndbuf(bytes.len()).map_err(BatchError::Io)?;
-        self.socket.send(&bytes).map_err(BatchError::Io)?;
-        drop(bytes);
+        let pages: Vec<&[u8]> = batch.iter().collect();
+        let len: usize = pages.iter().map(|p| p.len()).sum();
+        self.ensure_sndbuf(len).map_err(BatchError::Io)?;
+        let sent = raw::send_datagram(self.fd, &pages).map_err(BatchError::Io)?;
+        if sent != len {
+            return Err(BatchError::Io(io::Error::other(format!(
+                "the kernel took {sent} of the batch's {len} bytes"
+            ))));
+        }
 
         let seqs = batch.sequence_numbers();
         let mut pending = vec![true; seqs.len()];
