@@ -528,7 +528,8 @@ struct Banner {
 
 impl Banner {
     fn serve(port: u16, name: &'static str) -> Self {
-        let listener = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        // [::] with the namespace's default bindv6only=0 takes IPv4 connections too.
+        let listener = TcpListener::bind(("::", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -536,7 +537,7 @@ impl Banner {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((mut s, peer)) => {
-                        let _ = writeln!(s, "{name} sees {}", peer.ip());
+                        let _ = writeln!(s, "{name} sees {}", peer.ip().to_canonical());
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
@@ -576,6 +577,23 @@ fn the_redirect_really_diverts_a_listed_client_to_the_stall_port() {
                 ],
             );
             run("ip", &["addr", "add", "192.0.2.2/24", "dev", "tps0"]);
+            run(
+                "ip",
+                &["addr", "add", "2001:db8::2/64", "dev", "tps0", "nodad"],
+            );
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &client.0,
+                    "addr",
+                    "add",
+                    "2001:db8::1/64",
+                    "dev",
+                    "tpc0",
+                    "nodad",
+                ],
+            );
             run("ip", &["link", "set", "tps0", "up"]);
             run(
                 "ip",
@@ -593,22 +611,17 @@ fn the_redirect_really_diverts_a_listed_client_to_the_stall_port() {
             run("ip", &["-n", &client.0, "link", "set", "lo", "up"]);
             let _mta = Banner::serve(25, "mta");
             let _stall = Banner::serve(2525, "stall");
-            let probe = || {
+            let probe_to = |server: &str| {
+                let script = format!("exec 3<>/dev/tcp/{server}/25 && head -1 <&3");
                 let out = Command::new("ip")
                     .args([
-                        "netns",
-                        "exec",
-                        &client.0,
-                        "timeout",
-                        "5",
-                        "bash",
-                        "-c",
-                        "exec 3<>/dev/tcp/192.0.2.2/25 && head -1 <&3",
+                        "netns", "exec", &client.0, "timeout", "5", "bash", "-c", &script,
                     ])
                     .output()
                     .unwrap();
                 String::from_utf8_lossy(&out.stdout).trim().to_owned()
             };
+            let probe = || probe_to("192.0.2.2");
             let d = driver();
             d.ensure().unwrap();
             assert_eq!(probe(), "mta sees 192.0.2.1");
@@ -633,6 +646,12 @@ fn the_redirect_really_diverts_a_listed_client_to_the_stall_port() {
             assert_eq!(probe(), "mta sees 192.0.2.1");
             d.add(&[(net("192.0.2.0/30"), HOUR)]).unwrap();
             assert_eq!(probe(), "stall sees 192.0.2.1");
+            // IPv6: the client's /64 listed diverts it; its removal lets it through again.
+            assert_eq!(probe_to("2001:db8::2"), "mta sees 2001:db8::1");
+            d.add(&[(net("2001:db8::/64"), HOUR)]).unwrap();
+            assert_eq!(probe_to("2001:db8::2"), "stall sees 2001:db8::1");
+            d.remove(&[net("2001:db8::/64")]).unwrap();
+            assert_eq!(probe_to("2001:db8::2"), "mta sees 2001:db8::1");
         },
     );
 }
