@@ -277,6 +277,27 @@ fn refresh_case(refresh: Refresh) {
         ],
         "{refresh:?}"
     );
+    // Prefixes (interval set, two elements each) refresh the same way.
+    let v6 = net("2001:db8:40::/64");
+    d.add(&[(v6, HOUR)]).unwrap();
+    d.add(&[
+        (v6, Duration::from_secs(120)),
+        (net("198.51.100.0/24"), HOUR),
+    ])
+    .unwrap();
+    d.add(&[(net("198.51.100.0/24"), 3 * HOUR)]).unwrap();
+    let v6_left = d
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| *n == v6)
+        .unwrap()
+        .1;
+    assert!(
+        v6_left <= Duration::from_secs(120),
+        "{refresh:?}: {v6_left:?}"
+    );
+    assert_eq!(nft_elements("listed_v4_nets")[0].1, 10_800, "{refresh:?}");
 }
 
 #[test]
@@ -576,39 +597,21 @@ fn the_redirect_really_diverts_a_listed_client_to_the_stall_port() {
                     &client.0,
                 ],
             );
+            let in_client = |args: &[&str]| {
+                let mut all = vec!["-n", client.0.as_str()];
+                all.extend_from_slice(args);
+                run("ip", &all)
+            };
             run("ip", &["addr", "add", "192.0.2.2/24", "dev", "tps0"]);
             run(
                 "ip",
                 &["addr", "add", "2001:db8::2/64", "dev", "tps0", "nodad"],
             );
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &client.0,
-                    "addr",
-                    "add",
-                    "2001:db8::1/64",
-                    "dev",
-                    "tpc0",
-                    "nodad",
-                ],
-            );
             run("ip", &["link", "set", "tps0", "up"]);
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &client.0,
-                    "addr",
-                    "add",
-                    "192.0.2.1/24",
-                    "dev",
-                    "tpc0",
-                ],
-            );
-            run("ip", &["-n", &client.0, "link", "set", "tpc0", "up"]);
-            run("ip", &["-n", &client.0, "link", "set", "lo", "up"]);
+            in_client(&["addr", "add", "192.0.2.1/24", "dev", "tpc0"]);
+            in_client(&["addr", "add", "2001:db8::1/64", "dev", "tpc0", "nodad"]);
+            in_client(&["link", "set", "tpc0", "up"]);
+            in_client(&["link", "set", "lo", "up"]);
             let _mta = Banner::serve(25, "mta");
             let _stall = Banner::serve(2525, "stall");
             let probe_to = |server: &str| {

@@ -98,6 +98,8 @@ impl Driver {
     /// Creates the table, sets, chain and rules, or adopts them if they exist, in one batch.
     /// Listings already in the sets survive (that is how they outlive a daemon restart); the
     /// diversion rules are replaced by the configured ones, which resets their counters.
+    /// Switching `action` deletes the other action's tables, listings included: follow it
+    /// with [`Driver::repair`] (or [`Driver::add`]) of the live listings.
     pub fn ensure(&self) -> Result<(), NetfilterError> {
         let mut plan = Plan::new();
         plan.structure(&self.layout);
