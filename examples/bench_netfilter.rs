@@ -104,6 +104,20 @@ fn main() -> Result<()> {
         per_proc / per_batch
     );
 
+    // The daemon may also list one host per call: one batch (and socket) per listing.
+    d.flush()?;
+    let singles = time(|| {
+        for item in &thousand {
+            d.add(std::slice::from_ref(item))?;
+        }
+        Ok(())
+    })?;
+    println!(
+        "per listing, one add() call each (1,000 calls): {:.1} us each; ratio {:.0}x vs nft processes",
+        singles / 1000.0 * 1e6,
+        per_proc / (singles / 1000.0)
+    );
+
     // 4. One batch of `big` IPv6 hosts (IPv4 benchmark space is too small for a million).
     d.teardown()?;
     d.ensure()?;
