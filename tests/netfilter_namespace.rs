@@ -702,3 +702,30 @@ fn tarpit_mode_is_refused_here_and_a_forced_batch_applies_nothing() {
         },
     );
 }
+
+#[test]
+fn a_set_of_another_type_is_reported_not_replaced() {
+    in_netns("a_set_of_another_type_is_reported_not_replaced", || {
+        run("nft", &["add", "table", "inet", "tarpit"]);
+        run(
+            "nft",
+            &[
+                "add",
+                "set",
+                "inet",
+                "tarpit",
+                "listed_v4",
+                "{ type ipv6_addr; flags timeout; }",
+            ],
+        );
+        let before = run("nft", &["list", "ruleset"]);
+        let err = driver().ensure().unwrap_err();
+        assert!(matches!(err, NetfilterError::Incompatible { .. }), "{err}");
+        assert!(
+            err.to_string().contains("set inet tarpit listed_v4"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--teardown"), "{err}");
+        assert_eq!(run("nft", &["list", "ruleset"]), before);
+    });
+}

@@ -103,10 +103,18 @@ impl Driver {
     pub fn ensure(&self) -> Result<(), NetfilterError> {
         let mut plan = Plan::new();
         plan.structure(&self.layout);
-        self.apply(
-            plan,
-            &format!("create or adopt {}", self.layout.describe_own()),
-        )
+        let op = format!("create or adopt {}", self.layout.describe_own());
+        match self.apply(plan, &op) {
+            Err(NetfilterError::Rejected { step, source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST)
+                    && step.starts_with("create set ") =>
+            {
+                Err(NetfilterError::Incompatible {
+                    what: step.trim_start_matches("create ").to_owned(),
+                })
+            }
+            other => other,
+        }
     }
 
     /// Lists every prefix with its own timeout, in one batch. A prefix already listed gets

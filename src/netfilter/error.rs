@@ -35,6 +35,17 @@ pub enum NetfilterError {
         #[source]
         source: io::Error,
     },
+    /// A set of tarpit's name exists with another key type or flags (made by hand, or by
+    /// another version of tarpit), so the table cannot be adopted.
+    #[error(
+        "{what} already exists with another type or flags (made by hand or by another \
+         version of tarpit): remove tarpit's table with `tarpitd --teardown`, which drops its \
+         listings, and start again; nothing was changed"
+    )]
+    Incompatible {
+        /// The object, e.g. "set inet tarpit listed_v4".
+        what: String,
+    },
     /// Talking to the kernel failed (send, receive, or an unreadable reply).
     #[error("netlink I/O failed while trying to {op}: {source}")]
     Io {
