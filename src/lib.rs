@@ -6,9 +6,11 @@
 //! - [`parse`]: turn a Postfix or Exim log line into a typed [`event::Event`], by rules kept as data.
 //! - [`control`]: the user-facing commands that drive the stages (`tarpitctl replay`, ...).
 //! - [`event`]: the event model every stage after parsing speaks.
+//! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 
 pub mod control;
 pub mod duration;
 pub mod event;
+pub mod netfilter;
 pub mod parse;
 pub mod source;
