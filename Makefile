@@ -22,9 +22,9 @@ lint: deps
 
 test: lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --all-targets --no-fail-fast; \
+		$(CARGO) nextest run --workspace --lib --bins --tests --no-fail-fast; \
 	else \
-		$(CARGO) test --workspace --all-targets --no-fail-fast; \
+		$(CARGO) test --workspace --lib --bins --tests --no-fail-fast; \
 	fi
 	$(CARGO) test --doc
 
