@@ -117,7 +117,7 @@ pub fn load_rules(extra: &[PathBuf]) -> Result<(RuleSet, RuleSet), ReplayError> 
         })?;
         let label = path.display().to_string();
         // The file says which MTA it is for; try the one it names.
-        match RuleSet::from_yaml(&label, &text)?.mta() {
+        match RuleSet::file_mta(&label, &text)? {
             Mta::Postfix => postfix.extend_from_yaml(&label, &text)?,
             Mta::Exim => exim.extend_from_yaml(&label, &text)?,
         }

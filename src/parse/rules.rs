@@ -461,6 +461,21 @@ impl RuleSet {
         })
     }
 
+    /// The MTA a rule file names, read without compiling it (so that a file that uses the
+    /// built-in placeholders can be routed to the set it extends).
+    pub fn file_mta(file: &str, text: &str) -> Result<Mta, RulesError> {
+        #[derive(Deserialize)]
+        struct Head {
+            mta: Mta,
+        }
+        serde_yaml_ng::from_str::<Head>(text)
+            .map(|h| h.mta)
+            .map_err(|source| RulesError::Yaml {
+                file: file.to_owned(),
+                source,
+            })
+    }
+
     /// The MTA these rules are for.
     pub fn mta(&self) -> Mta {
         self.mta
