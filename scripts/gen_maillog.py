@@ -12,6 +12,12 @@ REJECT_SHARE = 0.10
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
+def day_clock(t):
+    """(day of November, hour, minute, second) of second t of the log."""
+    day, sec = 1 + (t // 86400) % 28, t % 86400
+    return day, sec // 3600, sec // 60 % 60, sec % 60
+
+
 def client(rng):
     if rng.random() < 0.1:
         return "2001:db8:%x:%x::%x" % (rng.randrange(65536), rng.randrange(65536), rng.randrange(1, 65536))
@@ -42,8 +48,7 @@ def postfix_lines(rng, n):
     ]
     while len(out) < n:
         t += rng.randrange(0, 3)
-        day, sec = 1 + (t // 86400) % 28, t % 86400
-        stamp = "%s %2d %02d:%02d:%02d" % ("Nov", day, sec // 3600, sec // 60 % 60, sec % 60)
+        stamp = "Nov %2d %02d:%02d:%02d" % day_clock(t)
         pid = rng.randrange(1000, 60000)
         ip, nm, q = client(rng), name(rng), qid(rng)
         head = "%s mx1 postfix/%%s[%d]: " % (stamp, pid)
@@ -85,8 +90,7 @@ def exim_lines(rng, n):
     ]
     while len(out) < n:
         t += rng.randrange(0, 3)
-        day, sec = 1 + (t // 86400) % 28, t % 86400
-        stamp = "2026-11-%02d %02d:%02d:%02d" % (day, sec // 3600, sec // 60 % 60, sec % 60)
+        stamp = "2026-11-%02d %02d:%02d:%02d" % day_clock(t)
         ip, nm = client(rng), name(rng)
         helo = nm if nm != "unknown" else "helo.example.net"
         host = "H=%s (%s) [%s]:%d I=[203.0.113.1]:25" % (nm if nm != "unknown" else "", helo, ip, rng.randrange(1024, 65535))

@@ -19,6 +19,16 @@ fn tarpitctl() -> Command {
     c
 }
 
+/// The events of a run that must have succeeded.
+fn succeeded(out: &std::process::Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events(&out.stdout)
+}
+
 fn events(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
@@ -36,12 +46,7 @@ fn events_are_json_lines_with_every_field_and_a_summary() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ev = events(&out.stdout);
+    let ev = succeeded(&out);
     assert_eq!(ev.len(), 2);
     assert_eq!(ev[0]["file"], path.display().to_string());
     assert_eq!(ev[0]["line"], 2);
@@ -159,12 +164,7 @@ fn an_operator_rule_is_tried_first() {
         .arg(&log)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ev = events(&out.stdout);
+    let ev = succeeded(&out);
     let exim: Vec<&Value> = ev.iter().filter(|e| e["mta"] == "exim").collect();
     assert_eq!(exim[0]["rule"], "local-greylist");
     assert_eq!(exim[0]["class"], "policy-rejected");
