@@ -27,7 +27,10 @@ impl HumanDuration {
     pub fn parse(text: &str) -> Result<Self, BadDuration> {
         humantime::parse_duration(text.trim())
             .map(HumanDuration)
-            .map_err(|e| BadDuration { text: text.to_owned(), reason: e.to_string() })
+            .map_err(|e| BadDuration {
+                text: text.to_owned(),
+                reason: e.to_string(),
+            })
     }
 
     /// The plain duration.
@@ -75,16 +78,34 @@ mod tests {
 
     #[test]
     fn accepts_the_spellings_operators_write() {
-        assert_eq!(HumanDuration::parse("90s").unwrap().get(), Duration::from_secs(90));
-        assert_eq!(HumanDuration::parse("10m").unwrap().get(), Duration::from_secs(600));
-        assert_eq!(HumanDuration::parse("1h30m").unwrap().get(), Duration::from_secs(5400));
-        assert_eq!(HumanDuration::parse("3d").unwrap().get(), Duration::from_secs(3 * 86400));
-        assert_eq!(HumanDuration::parse("2w").unwrap().get(), Duration::from_secs(14 * 86400));
+        assert_eq!(
+            HumanDuration::parse("90s").unwrap().get(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            HumanDuration::parse("10m").unwrap().get(),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            HumanDuration::parse("1h30m").unwrap().get(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            HumanDuration::parse("3d").unwrap().get(),
+            Duration::from_secs(3 * 86400)
+        );
+        assert_eq!(
+            HumanDuration::parse("2w").unwrap().get(),
+            Duration::from_secs(14 * 86400)
+        );
     }
 
     #[test]
     fn rejects_a_bare_number_with_a_hint() {
         let err = HumanDuration::parse("10").unwrap_err();
-        assert!(err.to_string().contains("expected a number with a unit"), "{err}");
+        assert!(
+            err.to_string().contains("expected a number with a unit"),
+            "{err}"
+        );
     }
 }
