@@ -127,3 +127,5 @@ echo "user: listener VmRSS delta / held; slab: /proc/meminfo Slab delta / held (
 echo "sockets, files, epoll); TCPv6: listener-side socket objects; TCP: client-side socket objects;"
 echo "sockmem: /proc/net/sockstat TCP mem delta (both ends); lsn buf: buffer memory charged to the"
 echo "listener's sockets (ss skmem r+w+f); recvq: bytes the clients sent that sit unread at the listener."
+echo "cpu: whole-process utime+stime. On loopback the kernel delivers each byte into the client socket"
+echo "(softirq) in the listener's context and charges it to the listener; perf put that at about half."

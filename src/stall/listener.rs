@@ -168,13 +168,14 @@ impl<'a> Loop<'a> {
     }
 
     fn accept_from(&mut self, index: usize) {
-        let Some((listener, _)) = self.plan.listeners.get(index) else {
+        let Some((listener, bound)) = self.plan.listeners.get(index) else {
             return;
         };
+        let port = bound.port();
         for _ in 0..ACCEPT_BATCH {
             match listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
                 Ok((socket, addr)) => match addr.as_socket() {
-                    Some(peer) => self.admit(socket, peer),
+                    Some(peer) => self.admit(socket, peer, port),
                     None => debug!("accepted a connection without an IP peer address; closed"),
                 },
                 Err(e) => match e.raw_os_error() {
@@ -190,7 +191,8 @@ impl<'a> Loop<'a> {
         }
     }
 
-    fn admit(&mut self, socket: Socket, peer: SocketAddr) {
+    /// Holds a new connection accepted on `port`, or closes it at once if a bound is reached.
+    fn admit(&mut self, socket: Socket, peer: SocketAddr, port: u16) {
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let now = Instant::now();
         let now_ms = self.stats.millis(now);
@@ -239,6 +241,9 @@ impl<'a> Loop<'a> {
             generation: self.generation,
             phase,
         };
+        if held.orig_port.is_none_or(|p| p == port) {
+            self.stats.direct();
+        }
         debug!(%peer, orig_port = ?held.orig_port, "holding connection");
         if self.held.len() <= slot {
             self.held

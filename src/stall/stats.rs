@@ -31,6 +31,7 @@ struct Totals {
     refused_full: u64,
     refused_per_ip: u64,
     bytes_sent: u64,
+    direct: u64,
     closed_held_ms: u64,
     live_start_ms_sum: u64,
     per_ip: HashMap<IpAddr, IpTotals>,
@@ -68,6 +69,9 @@ pub struct StatsSnapshot {
     pub refused_per_ip: u64,
     /// Bytes trickled to clients.
     pub bytes_sent: u64,
+    /// Held connections (since start) that came straight to the stall port rather than through the
+    /// nft redirect: someone found the port itself.
+    pub direct: u64,
     /// Seconds clients have been held, live connections included: sender time wasted.
     pub seconds_held: u64,
     /// Per client address, most seconds held first.
@@ -106,6 +110,7 @@ impl StallStats {
                 refused_full: 0,
                 refused_per_ip: 0,
                 bytes_sent: 0,
+                direct: 0,
                 closed_held_ms: 0,
                 live_start_ms_sum: 0,
                 per_ip: HashMap::new(),
@@ -175,6 +180,11 @@ impl StallStats {
         }
     }
 
+    /// Counts a held connection that was not redirected.
+    pub(crate) fn direct(&self) {
+        self.lock().direct += 1;
+    }
+
     /// Adds trickled bytes.
     pub(crate) fn sent(&self, bytes: u64) {
         self.lock().bytes_sent += bytes;
@@ -207,6 +217,7 @@ impl StallStats {
             refused_full: t.refused_full,
             refused_per_ip: t.refused_per_ip,
             bytes_sent: t.bytes_sent,
+            direct: t.direct,
             seconds_held: held_ms(t.closed_held_ms, t.current, t.live_start_ms_sum) / 1000,
             per_ip,
         }
