@@ -587,3 +587,20 @@ fn swaks_is_held_until_its_own_timeout_and_never_sees_a_final_greeting() {
     assert!(snap.bytes_sent >= 60, "{snap:?}");
     assert_eq!(snap.total, 1);
 }
+
+#[test]
+fn a_port_in_use_is_a_bind_error_that_says_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = StallConfig {
+        listen: vec![taken.local_addr().unwrap().to_string()],
+        ..StallConfig::default()
+    };
+    match Stall::bind(&config) {
+        Err(err @ StallError::Bind { .. }) => {
+            let text = err.to_string();
+            assert!(text.contains("another process"), "{text}");
+        }
+        Err(other) => panic!("expected a bind error, got {other}"),
+        Ok(_) => panic!("bound a port that is in use"),
+    }
+}

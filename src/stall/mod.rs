@@ -63,6 +63,25 @@ pub enum StallError {
 }
 
 /// A bound, ready-to-run stall listener.
+///
+/// The daemon binds it at start (so that a bad address fails early), runs it on a thread of its
+/// own and triggers the [`Shutdown`] from its signal handling:
+///
+/// ```
+/// use tarpit::stall::{Shutdown, Stall, StallConfig};
+///
+/// let config = StallConfig { listen: vec!["127.0.0.1:0".into()], ..StallConfig::default() };
+/// let stall = Stall::bind(&config)?;
+/// let stats = stall.stats();
+/// let shutdown = Shutdown::new()?;
+/// let stop = shutdown.clone();
+/// let thread = std::thread::spawn(move || stall.run(&stop));
+/// // ... later, on SIGTERM:
+/// shutdown.trigger()?;
+/// thread.join().expect("stall thread")?;
+/// assert_eq!(stats.snapshot().current, 0);
+/// # Ok::<(), tarpit::stall::StallError>(())
+/// ```
 pub struct Stall {
     plan: Plan,
     stats: StallStats,
