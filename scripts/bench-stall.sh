@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks the stall listener on loopback and prints, per run:
 #   - userspace bytes per held connection (listener VmRSS delta / N),
-#   - kernel memory per connection: Slab delta / N (both ends of each connection), the TCP and
-#     TCPv6 slab objects (client sockets are TCP, the listener's accepted sockets TCPv6 because it
-#     listens on [::]), and TCP buffer memory from /proc/net/sockstat,
+#   - kernel memory per connection: the slab caches a socket uses (both ends of each connection:
+#     TCP, TCPv6, sock_inode_cache, filp, eventpoll_epi, skbuff_head_cache, lsm_file_cache; not
+#     dentry, which the kernel reclaims lazily and makes the figure noisy), the TCP and TCPv6
+#     objects alone (client sockets are TCP, the listener's accepted sockets TCPv6 because it
+#     listens on [::]), and TCP buffer memory from /proc/net/sockstat and `ss -m`,
 #   - listener CPU (utime+stime) over CPU_SECONDS, as % of one core.
 # Runs: `tarpitd --stall-only` holding 19,000 and 4,096 silent connections at the default 10 s
 # interval; then, at 4,096 connections, the listener with and without the socket buffer tuning,
@@ -46,10 +48,11 @@ EOF
 
 established() { ss -Htn state established "( sport = :$PORT )" | wc -l; }
 slab_bytes() { awk -v n="$1" '$1 == n { print $2 * $4 }' /proc/slabinfo; }
+SOCKET_CACHES=" TCP TCPv6 sock_inode_cache filp eventpoll_epi skbuff_head_cache lsm_file_cache "
+socket_slab_bytes() { awk -v l="$SOCKET_CACHES" 'index(l, " " $1 " ") { s += $2 * $4 } END { print s + 0 }' /proc/slabinfo; }
 sockstat_mem_pages() { awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-slab_kb() { awk '/^Slab:/ { print $2 }' /proc/meminfo; }
 recvq_total() { ss -Htn state established "( sport = :$PORT )" | awk '{ s += $1 } END { print s + 0 }'; }
 # Buffer memory charged to the listener's sockets: rmem_alloc + wmem_queued + forward_alloc.
 listener_skmem() {
@@ -62,7 +65,7 @@ listener_skmem() {
 snapshot() {
   {
     echo "rss_kb=$(rss_kb "$2")"
-    echo "slab_kb=$(slab_kb)"
+    echo "slab=$(socket_slab_bytes)"
     echo "tcp=$(slab_bytes TCP)"
     echo "tcpv6=$(slab_bytes TCPv6)"
     echo "mem_pages=$(sockstat_mem_pages)"
@@ -101,16 +104,16 @@ run() {
   kill -TERM "$lp"; wait "$lp" 2>/dev/null || true
   awk -v label="$label" -v n="$held" -v pct="$pct" \
     -v r0="$(get before rss_kb)" -v r1="$(get after rss_kb)" \
-    -v s0="$(get before slab_kb)" -v s1="$(get after slab_kb)" \
+    -v s0="$(get before slab)" -v s1="$(get after slab)" \
     -v c0="$(get before tcp)" -v c1="$(get after tcp)" \
     -v l0="$(get before tcpv6)" -v l1="$(get after tcpv6)" \
     -v m0="$(get before mem_pages)" -v m1="$(get after mem_pages)" \
     -v q="$(get after recvq)" -v k="$(get after skmem)" 'BEGIN {
       printf "%-36s %6d %7.0f %9.0f %8.0f %8.0f %9.0f %8.0f %8.0f %6s\n", label, n,
-        (r1 - r0) * 1024 / n, (s1 - s0) * 1024 / n, (l1 - l0) / n, (c1 - c0) / n,
+        (r1 - r0) * 1024 / n, (s1 - s0) / n, (l1 - l0) / n, (c1 - c0) / n,
         (m1 - m0) * 4096 / n, k / n, q / n, pct
     }'
-  sleep 3
+  sleep 10
 }
 
 printf "%-36s %6s %7s %9s %8s %8s %9s %8s %8s %6s\n" "run" "held" "user" "slab" "TCPv6" "TCP" \
@@ -123,8 +126,8 @@ run "silent, kernel-default buffers" "$N_SMALL" 0 0 "$HELPER" listen --config "$
 run "silent, tuned" "$N_SMALL" 0 0 "$HELPER" listen --config "$WORK/tarpit.yaml"
 run "send ${SEND}B, kernel-default buffers" "$N_SMALL" "$SEND" 0 "$HELPER" listen --config "$WORK/tarpit.yaml" --kernel-default-buffers
 run "send ${SEND}B, tuned" "$N_SMALL" "$SEND" 0 "$HELPER" listen --config "$WORK/tarpit.yaml"
-echo "user: listener VmRSS delta / held; slab: /proc/meminfo Slab delta / held (client and listener"
-echo "sockets, files, epoll); TCPv6: listener-side socket objects; TCP: client-side socket objects;"
+echo "user: listener VmRSS delta / held; slab: socket slab caches (both ends, see the top of this"
+echo "script) delta / held; TCPv6: listener-side socket objects; TCP: client-side socket objects;"
 echo "sockmem: /proc/net/sockstat TCP mem delta (both ends); lsn buf: buffer memory charged to the"
 echo "listener's sockets (ss skmem r+w+f); recvq: bytes the clients sent that sit unread at the listener."
 echo "cpu: whole-process utime+stime. On loopback the kernel delivers each byte into the client socket"
