@@ -2,7 +2,7 @@
 //! the listener with the kernel's default socket buffers for comparison.
 //!
 //! `stall_bench clients --count N --sources S --target ADDR [--send BYTES]` connects N times from
-//! S loopback source addresses (127.1.0.1, 127.1.0.2, ...), optionally writes BYTES on each
+//! S source addresses (by default 127.1.0.1, 127.1.0.2, ...), optionally writes BYTES on each
 //! connection, prints `connected=... failed=...` and then holds every connection, never reading,
 //! until killed.
 //!
@@ -32,12 +32,15 @@ enum Cmd {
         /// Connections to open.
         #[arg(long)]
         count: usize,
-        /// Loopback source addresses to spread them over.
+        /// Source addresses to spread them over.
         #[arg(long, default_value_t = 32)]
         sources: u32,
         /// Offset of the first source address (so that several client processes use different ones).
         #[arg(long, default_value_t = 0)]
         first_source: u32,
+        /// The address before the first source address.
+        #[arg(long, default_value = "127.1.0.0")]
+        source_base: Ipv4Addr,
         /// The listener.
         #[arg(long)]
         target: SocketAddr,
@@ -62,9 +65,13 @@ fn main() -> anyhow::Result<()> {
             count,
             sources,
             first_source,
+            source_base,
             target,
             send,
-        } => clients(count, sources.max(1), first_source, target, send),
+        } => {
+            let first = u32::from(source_base) + first_source;
+            clients(count, sources.max(1), first, target, send)
+        }
         Cmd::Listen {
             config,
             kernel_default_buffers,
@@ -84,8 +91,7 @@ fn clients(
     let mut held = Vec::with_capacity(count);
     let mut failed = 0usize;
     for i in 0..count {
-        let k = 1 + first + (i as u32 % sources);
-        let src = Ipv4Addr::new(127, 1, (k >> 8) as u8, (k & 0xff) as u8);
+        let src = Ipv4Addr::from(first + 1 + (i as u32 % sources));
         match connect(src, target) {
             Ok(socket) => {
                 if send > 0 {

@@ -12,8 +12,16 @@
 # with silent clients and with clients that each write SEND bytes (a client that talks anyway).
 #
 # Clients run in separate processes (examples/stall_bench.rs), from source addresses 127.1.0.x.
-# Needs: root (for /proc/slabinfo), ss (iproute2), an open-file hard limit above 19,100.
-# Usage: scripts/bench-stall.sh            (env: PORT=2626 CPU_SECONDS=60 SEND=65536 N_BIG=19000)
+#
+# With VETH=1 only the two tarpitd runs are made, with the listener and the clients in two
+# private network namespaces joined by a veth pair (198.51.100.1 and .10-.41), the listener
+# pinned to CPU 0 and receive processing steered to CPU 1 (RPS), as a NIC would keep the clients'
+# side off the listener's CPU. On loopback the kernel delivers each trickled byte into the client
+# socket in the listener's own context (softirq) and charges that work to the listener.
+#
+# Needs: root (for /proc/slabinfo and VETH=1), ss and ip (iproute2), an open-file hard limit
+# above 19,100; VETH=1 needs 2 CPUs.
+# Usage: scripts/bench-stall.sh   (env: PORT=2626 CPU_SECONDS=60 SEND=65536 N_BIG=19000 VETH=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +31,7 @@ SEND=${SEND:-65536}
 N_BIG=${N_BIG:-19000}
 N_SMALL=${N_SMALL:-4096}
 SETTLE=${SETTLE:-15}
+VETH=${VETH:-0}
 
 cargo build --release --quiet --bin tarpitd --example stall_bench
 TARPITD=target/release/tarpitd
@@ -31,12 +40,38 @@ ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d)
 PIDS=()
+LNS=()      # command prefix that runs in the listener's namespace (none on loopback)
+CNS=()      # same for the clients
+LPIN=()     # CPU pinning of the listener
+TARGET_IP=127.0.0.1
+SOURCE_BASE=127.1.0.0
+NETNS_L=tarpit-bench-l
+NETNS_C=tarpit-bench-c
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ "$VETH" = 1 ]; then ip netns del "$NETNS_L" 2>/dev/null || true; ip netns del "$NETNS_C" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+if [ "$VETH" = 1 ]; then
+  ip netns add "$NETNS_L"
+  ip netns add "$NETNS_C"
+  ip link add tpb-l netns "$NETNS_L" type veth peer name tpb-c netns "$NETNS_C"
+  ip -n "$NETNS_L" addr add 198.51.100.1/24 dev tpb-l
+  for i in $(seq 10 41); do ip -n "$NETNS_C" addr add "198.51.100.$i/24" dev tpb-c; done
+  for ns in "$NETNS_L" "$NETNS_C"; do ip -n "$ns" link set lo up; done
+  ip -n "$NETNS_L" link set tpb-l up
+  ip -n "$NETNS_C" link set tpb-c up
+  ip netns exec "$NETNS_L" sh -c 'echo 2 > /sys/class/net/tpb-l/queues/rx-0/rps_cpus'
+  ip netns exec "$NETNS_C" sh -c 'echo 2 > /sys/class/net/tpb-c/queues/rx-0/rps_cpus'
+  LNS=(ip netns exec "$NETNS_L")
+  CNS=(ip netns exec "$NETNS_C")
+  LPIN=(taskset -c 0)
+  TARGET_IP=198.51.100.1
+  SOURCE_BASE=198.51.100.9
+fi
 
 cat > "$WORK/tarpit.yaml" <<EOF
 stall:
@@ -46,17 +81,20 @@ stall:
   max_per_ip: 20000
 EOF
 
-established() { ss -Htn state established "( sport = :$PORT )" | wc -l; }
+established() { "${LNS[@]}" ss -Htn state established "( sport = :$PORT )" | wc -l; }
 slab_bytes() { awk -v n="$1" '$1 == n { print $2 * $4 }' /proc/slabinfo; }
 SOCKET_CACHES=" TCP TCPv6 sock_inode_cache filp eventpoll_epi skbuff_head_cache lsm_file_cache "
 socket_slab_bytes() { awk -v l="$SOCKET_CACHES" 'index(l, " " $1 " ") { s += $2 * $4 } END { print s + 0 }' /proc/slabinfo; }
-sockstat_mem_pages() { awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat; }
+sockstat_mem_pages() {
+  { "${LNS[@]}" cat /proc/net/sockstat; "${CNS[@]}" cat /proc/net/sockstat; } |
+    awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") s += $(i + 1) } END { print s + 0 }'
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-recvq_total() { ss -Htn state established "( sport = :$PORT )" | awk '{ s += $1 } END { print s + 0 }'; }
+recvq_total() { "${LNS[@]}" ss -Htn state established "( sport = :$PORT )" | awk '{ s += $1 } END { print s + 0 }'; }
 # Buffer memory charged to the listener's sockets: rmem_alloc + wmem_queued + forward_alloc.
 listener_skmem() {
-  ss -Htmn state established "( sport = :$PORT )" | grep -o 'skmem:([^)]*)' |
+  "${LNS[@]}" ss -Htmn state established "( sport = :$PORT )" | grep -o 'skmem:([^)]*)' |
     awk -F'[(,)]' '{ for (i = 2; i < NF; i++) { v = substr($i, 2) + 0
       if ($i ~ /^r[0-9]/ || $i ~ /^w[0-9]/ || $i ~ /^f[0-9]/) s += v } } END { print s + 0 }'
 }
@@ -80,14 +118,14 @@ run() {
   local label=$1 n=$2 send=$3 cpu=$4; shift 4
   "$@" > "$WORK/listener.log" 2>&1 &
   local lp=$!; PIDS+=("$lp")
-  for _ in $(seq 100); do ss -Hltn "( sport = :$PORT )" | grep -q . && break; sleep 0.1; done
+  for _ in $(seq 100); do "${LNS[@]}" ss -Hltn "( sport = :$PORT )" | grep -q . && break; sleep 0.1; done
   sleep 1
   snapshot before "$lp"
   local per=$(( (n + 1) / 2 )) cps=()
   for i in 0 1; do
     local count=$(( i == 0 ? per : n - per ))
-    "$HELPER" clients --count "$count" --sources 16 --first-source $((i * 16)) \
-      --target "127.0.0.1:$PORT" --send "$send" > "$WORK/clients$i.log" 2>&1 &
+    "${CNS[@]}" "$HELPER" clients --count "$count" --sources 16 --first-source $((i * 16)) \
+      --source-base "$SOURCE_BASE" --target "$TARGET_IP:$PORT" --send "$send" > "$WORK/clients$i.log" 2>&1 &
     cps+=($!); PIDS+=($!)
   done
   for _ in $(seq 600); do [ "$(established)" -ge "$n" ] && break; sleep 0.5; done
@@ -120,8 +158,13 @@ printf "%-36s %6s %7s %9s %8s %8s %9s %8s %8s %6s\n" "run" "held" "user" "slab" 
   "sockmem" "lsn buf" "recvq" "cpu %"
 printf "%-36s %6s %7s %9s %8s %8s %9s %8s %8s %6s\n" "" "" "B/conn" "B/conn" "B/conn" "B/conn" \
   "B/conn" "B/conn" "B/conn" "1 core"
-run "tarpitd, silent, tuned" "$N_BIG" 0 "$CPU_SECONDS" "$TARPITD" --stall-only --config "$WORK/tarpit.yaml"
-run "tarpitd, silent, tuned" "$N_SMALL" 0 "$CPU_SECONDS" "$TARPITD" --stall-only --config "$WORK/tarpit.yaml"
+LISTENER=("${LNS[@]}" "${LPIN[@]}" "$TARPITD" --stall-only --config "$WORK/tarpit.yaml")
+run "tarpitd, silent, tuned" "$N_BIG" 0 "$CPU_SECONDS" "${LISTENER[@]}"
+run "tarpitd, silent, tuned" "$N_SMALL" 0 "$CPU_SECONDS" "${LISTENER[@]}"
+if [ "$VETH" = 1 ]; then
+  echo "(veth between two private namespaces; listener on CPU 0, receive processing on CPU 1)"
+  exit 0
+fi
 run "silent, kernel-default buffers" "$N_SMALL" 0 0 "$HELPER" listen --config "$WORK/tarpit.yaml" --kernel-default-buffers
 run "silent, tuned" "$N_SMALL" 0 0 "$HELPER" listen --config "$WORK/tarpit.yaml"
 run "send ${SEND}B, kernel-default buffers" "$N_SMALL" "$SEND" 0 "$HELPER" listen --config "$WORK/tarpit.yaml" --kernel-default-buffers
