@@ -30,3 +30,5 @@ test: lint
 
 bench: deps
 	scripts/bench-parse.sh
+	scripts/bench-stall.sh
+	scripts/bench-netfilter.sh

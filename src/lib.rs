@@ -5,6 +5,7 @@
 //! - [`source`]: read log lines (files, gzip, stdin) in big buffers, one line at a time.
 //! - [`parse`]: turn a Postfix or Exim log line into a typed [`event::Event`], by rules kept as data.
 //! - [`control`]: the user-facing commands that drive the stages (`tarpitctl replay`, ...).
+//! - [`stall`]: the listener that holds diverted SMTP connections open, one byte per interval.
 //! - [`event`]: the event model every stage after parsing speaks.
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 
@@ -14,3 +15,4 @@ pub mod event;
 pub mod netfilter;
 pub mod parse;
 pub mod source;
+pub mod stall;
