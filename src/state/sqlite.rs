@@ -103,12 +103,30 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| fail(&path, Op::Open, Fail::Sql(e)))?;
-        let store = SqliteStore { conn, path };
+        let mut store = SqliteStore { conn, path };
         store
             .conn
             .busy_timeout(DEFAULT_BUSY_TIMEOUT)
             .map_err(|e| store.sql(Op::Configure, e))?;
-        let found = sqlite_schema::version(&store.conn).map_err(|e| store.sql(Op::Open, e))?;
+        let found = match sqlite_schema::version(&store.conn) {
+            Ok(found) => found,
+            // A WAL database needs its `-shm` file, which a reader cannot create in a folder
+            // it may not write (a read-only file system, a non-root tarpitctl). Without a `-wal`
+            // file no writer is open and everything is in the main file, so reading that file
+            // as immutable is exact.
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+                    && !sidecar(&store.path, "-wal").exists() =>
+            {
+                store.conn = Connection::open_with_flags(
+                    immutable_uri(&store.path),
+                    flags | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| store.sql(Op::Open, e))?;
+                sqlite_schema::version(&store.conn).map_err(|e| store.sql(Op::Open, e))?
+            }
+            Err(e) => return Err(store.sql(Op::Open, e)),
+        };
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
                 location: store.location(),
@@ -656,6 +674,28 @@ fn fail(path: &Path, op: Op, f: Fail) -> StoreError {
             source: Box::new(e),
         },
     }
+}
+
+/// The file SQLite keeps beside the database with `suffix` (`-wal`, `-shm`).
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A `file:` URI opening `path` as immutable (no locks, no `-shm`), with the characters a URI
+/// gives meaning to escaped.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'%' | b'?' | b'#' => uri.push_str(&format!("%{byte:02X}")),
+            b if b.is_ascii() && !b.is_ascii_control() => uri.push(char::from(*b)),
+            b => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 /// Unix microseconds: the precision the state keeps. Every `OffsetDateTime` fits.

@@ -566,3 +566,34 @@ fn a_missing_folder_is_a_clear_open_error() {
         "{text}"
     );
 }
+
+#[test]
+fn immutable_uri_escapes_what_a_uri_gives_meaning_to() {
+    let uri = super::immutable_uri(std::path::Path::new("/var/lib/t%p?x#y/state é.db"));
+    assert_eq!(
+        uri,
+        "file:/var/lib/t%25p%3Fx%23y/state %C3%A9.db?immutable=1"
+    );
+}
+
+#[test]
+fn read_only_open_without_a_creatable_shm_reads_the_closed_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("odd ?#% name");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("state.db");
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store
+            .record(listing("192.0.2.70/32", T0, minutes(60), 1))
+            .unwrap();
+    }
+    // The immutable fallback, reached directly: the same reads through it.
+    let conn = rusqlite::Connection::open_with_flags(
+        super::immutable_uri(&path),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let store = SqliteStore { conn, path };
+    assert_eq!(store.active(T0).unwrap().len(), 1);
+}
