@@ -283,16 +283,34 @@ impl Store for SqliteStore {
     }
 
     fn covering(&self, addr: IpAddr, at: OffsetDateTime) -> Result<Vec<Listing>, StoreError> {
+        // A covering listing starts at the address masked to its own prefix length, so one
+        // indexed equality per possible length (33 or 129) finds them all, however many
+        // listings there are; `hi >= addr` then confirms the containment.
         let (family, bytes) = addr_key(addr);
+        let max_len = match addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        };
+        let mut args = vec![
+            Value::Integer(family),
+            Value::Blob(bytes),
+            Value::Integer(to_micros(at)),
+        ];
+        for len in 0..=max_len {
+            let start = IpNet::new(addr, len).map(|n| n.network()).unwrap_or(addr);
+            args.push(Value::Blob(addr_key(start).1));
+        }
+        let starts = (4..args.len() + 1)
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.query_listings(
             Op::Read,
-            "family = ?1 AND lo <= ?2 AND hi >= ?2 AND since <= ?3 AND ends > ?3 \
-             ORDER BY prefix_len DESC, id DESC",
-            &[
-                Value::Integer(family),
-                Value::Blob(bytes),
-                Value::Integer(to_micros(at)),
-            ],
+            &format!(
+                "family = ?1 AND lo IN ({starts}) AND hi >= ?2 AND since <= ?3 AND ends > ?3 \
+                 ORDER BY prefix_len DESC, id DESC"
+            ),
+            &args,
         )
     }
 
