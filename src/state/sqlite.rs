@@ -33,6 +33,9 @@ use super::store::{Batch, Change, Committed, Counts, Outcome, PruneRules, Pruned
 /// How long a writer or reader waits for another process's lock before giving up.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The size, in bytes, the write-ahead log is cut back to after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
 /// The columns every listing query selects, in the order [`listing_from_row`] reads them.
 const LISTING_COLUMNS: &str = "id, net, since, until, offence, reason, evidence, enforced, \
                                origin, created_by, ended_at, end_cause, ended_by";
@@ -186,11 +189,11 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.sql(Op::Configure, e))?;
+        // After a burst the WAL is truncated back to this size at the next checkpoint instead
+        // of keeping its high-water mark for months.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(|e| self.sql(Op::Configure, e))?;
         Ok(())
-    }
-
-    fn location(&self) -> String {
-        self.path.display().to_string()
     }
 
     fn sql(&self, op: Op, e: rusqlite::Error) -> StoreError {
@@ -231,6 +234,10 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
         if batch.is_empty() {
             return Ok(Committed::default());
@@ -340,16 +347,27 @@ impl Store for SqliteStore {
                     ))
                 })
                 .optional()?;
-            raw.map(|(offences, last, end)| {
-                Ok(Offender {
-                    net: net.trunc(),
-                    offences: u32::try_from(offences)
-                        .map_err(|_| Fail::Corrupt(format!("offence count {offences} of {net}")))?,
-                    last_offence: from_micros(last)?,
-                    last_listing_end: from_micros(end)?,
-                })
-            })
-            .transpose()
+            raw.map(|(offences, last, end)| offender(net.trunc(), offences, last, end))
+                .transpose()
+        };
+        run().map_err(|f| self.err(Op::Read, f))
+    }
+
+    fn offenders(&self) -> Result<Vec<Offender>, StoreError> {
+        let run = || -> Result<Vec<Offender>, Fail> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT net, offences, last_offence, last_listing_end FROM offenders ORDER BY net",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let text: String = row.get(0)?;
+                let net: IpNet = text
+                    .parse()
+                    .map_err(|_| Fail::Corrupt(format!("offender with net {text:?}")))?;
+                out.push(offender(net, row.get(1)?, row.get(2)?, row.get(3)?)?);
+            }
+            Ok(out)
         };
         run().map_err(|f| self.err(Op::Read, f))
     }
@@ -614,6 +632,16 @@ fn listing_from_row(row: &Row<'_>) -> Result<Listing, Fail> {
         enforced: row.get(7)?,
         origin,
         ended,
+    })
+}
+
+fn offender(net: IpNet, offences: i64, last: i64, end: i64) -> Result<Offender, Fail> {
+    Ok(Offender {
+        net,
+        offences: u32::try_from(offences)
+            .map_err(|_| Fail::Corrupt(format!("offence count {offences} of {net}")))?,
+        last_offence: from_micros(last)?,
+        last_listing_end: from_micros(end)?,
     })
 }
 

@@ -597,3 +597,83 @@ fn read_only_open_without_a_creatable_shm_reads_the_closed_database() {
     let store = SqliteStore { conn, path };
     assert_eq!(store.active(T0).unwrap().len(), 1);
 }
+
+#[test]
+fn a_lock_held_past_the_busy_timeout_is_a_retryable_busy_error() {
+    let (dir, mut store) = open();
+    store.set_busy_timeout(Duration::from_millis(50)).unwrap();
+    let other = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store
+        .record(listing("192.0.2.80/32", T0, minutes(60), 1))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Busy { op: Op::Commit, .. }),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    other.execute_batch("ROLLBACK").unwrap();
+    store
+        .record(listing("192.0.2.80/32", T0, minutes(60), 1))
+        .unwrap();
+    assert_eq!(store.active(T0).unwrap().len(), 1);
+}
+
+#[test]
+fn the_last_position_of_a_source_in_a_batch_wins() {
+    let (_dir, mut store) = open();
+    let source = SourceId("journald:postfix".into());
+    let mut batch = Batch::new();
+    batch
+        .position(
+            source.clone(),
+            Position::Journal {
+                cursor: "one".into(),
+            },
+        )
+        .position(
+            source.clone(),
+            Position::Journal {
+                cursor: "two".into(),
+            },
+        );
+    store.commit(&batch).unwrap();
+    assert_eq!(
+        store.positions().unwrap(),
+        vec![(
+            source,
+            Position::Journal {
+                cursor: "two".into()
+            }
+        )]
+    );
+}
+
+#[test]
+fn every_offender_is_listed_for_loading_at_start() {
+    let (_dir, mut store) = open();
+    store
+        .record(listing("192.0.2.90/32", T0, minutes(60), 1))
+        .unwrap();
+    store
+        .record(listing("2001:db8:5::/48", T0, minutes(60), 3))
+        .unwrap();
+    let all = store.offenders().unwrap();
+    let nets: Vec<IpNet> = all.iter().map(|o| o.net).collect();
+    assert_eq!(nets, vec![net("192.0.2.90/32"), net("2001:db8:5::/48")]);
+    assert_eq!(all[1].offences, 3);
+    assert_eq!(all[1].last_listing_end, T0 + minutes(60));
+}
+
+#[test]
+fn the_store_works_behind_a_trait_object() {
+    let (dir, store) = open();
+    let mut boxed: Box<dyn Store> = Box::new(store);
+    boxed
+        .record(listing("198.51.100.1/32", T0, minutes(60), 1))
+        .unwrap();
+    assert_eq!(boxed.covering(addr("198.51.100.1"), T0).unwrap().len(), 1);
+    assert!(boxed
+        .location()
+        .starts_with(&dir.path().display().to_string()));
+}

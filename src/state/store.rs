@@ -123,6 +123,9 @@ pub struct Counts {
 /// other writers are shorthands for a one-change batch. Reads take the time `at` explicitly, so
 /// they are deterministic and usable by a replay.
 pub trait Store: Send {
+    /// Where the state lives, for messages (a file path, a server address).
+    fn location(&self) -> String;
+
     /// Applies every change and position of `batch` in one transaction: all of it is durable when
     /// this returns `Ok`, none of it when it returns `Err`.
     fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError>;
@@ -146,6 +149,9 @@ pub trait Store: Send {
     /// The history of exactly `net`, if it has any.
     fn history(&self, net: IpNet) -> Result<Option<Offender>, StoreError>;
 
+    /// Every offender's history, for the policy engine to load at start.
+    fn offenders(&self) -> Result<Vec<Offender>, StoreError>;
+
     /// The saved position of one source.
     fn position(&self, source: &SourceId) -> Result<Option<Position>, StoreError>;
 
@@ -167,7 +173,7 @@ pub trait Store: Send {
         match committed.outcomes.first() {
             Some(Outcome::Listed(id)) => Ok(*id),
             _ => Err(StoreError::Corrupt {
-                location: String::from("(store)"),
+                location: self.location(),
                 op: super::error::Op::Commit,
                 what: String::from("the backend did not report the recorded listing"),
             }),
