@@ -295,6 +295,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing_committed() {
             }
             assert!(committed < 10_000, "the tmpfs never filled");
         };
+        eprintln!("full disk after {committed} listings: {err}");
         assert!(
             matches!(err, StoreError::Full { op: Op::Commit, .. }),
             "{err}"
@@ -332,6 +333,7 @@ fn a_read_only_file_system_is_a_clear_error_and_readers_still_read() {
         }
         remount(dir, libc::MS_RDONLY);
         let err = SqliteStore::open(&path).unwrap_err();
+        eprintln!("read-only file system: {err}");
         assert!(
             matches!(err, StoreError::ReadOnly { op: Op::Open, .. }),
             "{err}"

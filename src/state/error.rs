@@ -41,7 +41,7 @@ impl fmt::Display for Op {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The device holding the state is full; the batch was rolled back as a whole.
-    #[error("state {location}: {op} failed: no space left on the device; nothing of this batch was written and everything committed before is intact; free space there and it will be retried")]
+    #[error("state {location}: {op} failed: no space left on the device; nothing of this batch was written and everything committed before is intact; free space there, then the same batch can be committed again")]
     Full {
         /// Where the state lives.
         location: String,

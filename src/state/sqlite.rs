@@ -3,10 +3,11 @@
 //! The database runs in WAL mode, so `tarpitctl` reads while `tarpitd` writes, with
 //! `synchronous=FULL`: the write-ahead log is synced on every commit, so a listing reported
 //! committed survives a crash of the process *and* a power cut. (`NORMAL` would only survive the
-//! former; a lost manual `tarpitctl add` cannot be re-derived from the logs, and the daemon
-//! batches its writes, so one sync per batch is cheap.) Every write is one `BEGIN IMMEDIATE`
-//! transaction: a failure at any point — full disk, read-only file, a kill — rolls the whole
-//! batch back and leaves every earlier commit intact.
+//! former, and a lost manual `tarpitctl add` cannot be re-derived from the logs.) A sync costs
+//! milliseconds on ordinary disks, so callers commit batches (e.g. every 100 ms of events), not
+//! single events. Every write is one `BEGIN IMMEDIATE` transaction: a failure at any point — full
+//! disk, read-only file, a kill — rolls the whole batch back and leaves every earlier commit
+//! intact.
 //!
 //! This file owns the SQL and the row encoding; it never decides what to list.
 
@@ -61,7 +62,7 @@ impl From<rusqlite::Error> for Fail {
 }
 
 const READ_ONLY_HINT: &str =
-    "make the file and its folder writable by tarpitd, or open it read-only only to read";
+    "make the file and its folder writable by the user tarpitd runs as (tarpitctl can still read it)";
 
 impl SqliteStore {
     /// Opens (creating when missing) the database at `path` for reading and writing: WAL mode,
