@@ -677,3 +677,73 @@ fn the_store_works_behind_a_trait_object() {
         .location()
         .starts_with(&dir.path().display().to_string()));
 }
+
+mod covering_properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// An address inside the documentation ranges: 192.0.2.0/24, 198.51.100.0/24,
+    /// 203.0.113.0/24 or 2001:db8::/32.
+    fn doc_addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            (0usize..3, any::<u8>()).prop_map(|(range, host)| {
+                let [a, b, c] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]][range];
+                IpAddr::V4(Ipv4Addr::new(a, b, c, host))
+            }),
+            // Few distinct high bits so that prefixes and probes overlap often.
+            (0u16..4, 0u16..4, any::<u64>()).prop_map(|(x, y, low)| {
+                let bits = (0x2001_0db8u128 << 96)
+                    | (u128::from(x) << 80)
+                    | (u128::from(y) << 64)
+                    | u128::from(low % 4);
+                IpAddr::V6(Ipv6Addr::from(bits))
+            }),
+        ]
+    }
+
+    fn doc_net() -> impl Strategy<Value = IpNet> {
+        (doc_addr(), 0u8..=100).prop_map(|(addr, len)| {
+            let len = match addr {
+                IpAddr::V4(_) => 24 + len % 9,
+                IpAddr::V6(_) => 32 + len % 97,
+            };
+            IpNet::new(addr, len).unwrap().trunc()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// `covering` returns exactly the active listings that contain the address, most
+        /// specific first, whatever mix of prefixes is listed.
+        #[test]
+        fn covering_equals_a_brute_force_scan(
+            nets in proptest::collection::vec(doc_net(), 1..25),
+            probes in proptest::collection::vec(doc_addr(), 1..20),
+        ) {
+            let (_dir, mut store) = open();
+            let mut batch = Batch::new();
+            for n in &nets {
+                batch.list(NewListing { net: *n, ..listing("192.0.2.1/32", T0, minutes(60), 1) });
+            }
+            store.commit(&batch).unwrap();
+            let active = store.active(T0).unwrap();
+            for probe in probes.iter().copied().chain(nets.iter().map(|n| n.network())) {
+                let mut expected: Vec<(u8, ListingId)> = active
+                    .iter()
+                    .filter(|l| l.covers(probe))
+                    .map(|l| (l.net.prefix_len(), l.id))
+                    .collect();
+                expected.sort_by(|a, b| b.cmp(a));
+                let got: Vec<(u8, ListingId)> = store
+                    .covering(probe, T0)
+                    .unwrap()
+                    .iter()
+                    .map(|l| (l.net.prefix_len(), l.id))
+                    .collect();
+                prop_assert_eq!(got, expected, "probe {}", probe);
+            }
+        }
+    }
+}
