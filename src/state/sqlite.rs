@@ -71,8 +71,17 @@ impl SqliteStore {
     /// A database this process cannot write (permissions, read-only file system) is refused with
     /// [`StoreError::ReadOnly`] rather than opened half-usable; one from a newer tarpit with
     /// [`StoreError::SchemaTooNew`].
+    ///
+    /// A new database is created with mode 0640 (its `-wal` and `-shm` files follow it): the
+    /// evidence holds mail addresses, so only its owner and group (e.g. `adm`, like the mail
+    /// logs) may read it. A missing last folder (`/var/lib/tarpit`) is created with mode 0750.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        create_private(&path).map_err(|e| StoreError::Backend {
+            location: path.display().to_string(),
+            op: Op::Open,
+            source: Box::new(e),
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -720,6 +729,47 @@ fn fail(path: &Path, op: Op, f: Fail) -> StoreError {
             op,
             source: Box::new(e),
         },
+    }
+}
+
+/// Creates the database file (mode 0640) and its last folder (mode 0750) when missing, so that
+/// SQLite never creates them with wider modes. A missing grandparent is left for SQLite to
+/// report: a path that far off is more likely a typo than a fresh install.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+        let grandparent_exists = folder
+            .parent()
+            .is_none_or(|g| g.as_os_str().is_empty() || g.exists());
+        if !folder.exists() && grandparent_exists {
+            match std::fs::DirBuilder::new().mode(0o750).create(folder) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+        if !folder.exists() {
+            return Ok(());
+        }
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Already there (the usual case), or not ours to create: SQLite says what is wrong.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::AlreadyExists
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

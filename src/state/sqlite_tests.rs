@@ -747,3 +747,20 @@ mod covering_properties {
         }
     }
 }
+
+#[test]
+fn a_new_database_and_its_last_folder_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("tarpit");
+    let path = folder.join("state.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store
+        .record(listing("192.0.2.99/32", T0, minutes(60), 1))
+        .unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&folder), 0o750);
+    assert_eq!(mode(&path), 0o640);
+    assert_eq!(mode(&super::sidecar(&path, "-wal")), 0o640);
+    assert_eq!(mode(&super::sidecar(&path, "-shm")), 0o640);
+}
