@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod model;
 pub mod sqlite;
+mod sqlite_rows;
 mod sqlite_schema;
 pub mod store;
 

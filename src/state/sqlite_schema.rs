@@ -88,7 +88,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
         tx.commit()?;
         return Ok(found);
     }
-    let now = super::sqlite::to_micros(OffsetDateTime::now_utc());
+    let now = super::sqlite_rows::to_micros(OffsetDateTime::now_utc());
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         tx.execute_batch(sql)?;
         tx.execute(
