@@ -6,6 +6,7 @@
 //! - [`parse`]: turn a Postfix or Exim log line into a typed [`event::Event`], by rules kept as data.
 //! - [`control`]: the user-facing commands that drive the stages (`tarpitctl replay`, ...).
 //! - [`stall`]: the listener that holds diverted SMTP connections open, one byte per interval.
+//! - [`state`]: what survives a restart: listings, offender history, source positions.
 //! - [`event`]: the event model every stage after parsing speaks.
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 
@@ -16,3 +17,4 @@ pub mod netfilter;
 pub mod parse;
 pub mod source;
 pub mod stall;
+pub mod state;
