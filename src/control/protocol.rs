@@ -75,7 +75,12 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// One request, one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "cmd",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "WireRequest"
+)]
 pub enum Request {
     /// Is the daemon up, what is it doing.
     Status,
@@ -106,6 +111,45 @@ pub enum Request {
     Stats,
     /// Re-read the configuration, like SIGHUP.
     Reload,
+}
+
+/// How requests are read: like [`Request`], but with the argument-less requests as empty struct
+/// variants, because serde lets unknown members through on unit variants of a tagged enum.
+#[derive(Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+enum WireRequest {
+    Status {},
+    List {
+        #[serde(default)]
+        expired: bool,
+    },
+    Show {
+        address: Address,
+    },
+    Add(AddRequest),
+    Del {
+        address: Address,
+        #[serde(default)]
+        forget: bool,
+    },
+    Flush {},
+    Stats {},
+    Reload {},
+}
+
+impl From<WireRequest> for Request {
+    fn from(w: WireRequest) -> Self {
+        match w {
+            WireRequest::Status {} => Request::Status,
+            WireRequest::List { expired } => Request::List { expired },
+            WireRequest::Show { address } => Request::Show { address },
+            WireRequest::Add(a) => Request::Add(a),
+            WireRequest::Del { address, forget } => Request::Del { address, forget },
+            WireRequest::Flush {} => Request::Flush,
+            WireRequest::Stats {} => Request::Stats,
+            WireRequest::Reload {} => Request::Reload,
+        }
+    }
 }
 
 /// The arguments of `add`.
@@ -605,6 +649,7 @@ mod tests {
         for line in [
             r#"{"cmd":"list","expird":true}"#,
             r#"{"cmd":"status","x":1}"#,
+            r#"{"cmd":"flush","yes":true}"#,
             r#"{"cmd":"ban","address":"192.0.2.7"}"#,
             r#"{"cmd":"show","address":"example.org"}"#,
             r#"{"cmd":"add","address":"192.0.2.7","for":"10"}"#,
