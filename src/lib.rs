@@ -4,7 +4,7 @@
 //!
 //! - [`source`]: read log lines (files, gzip, stdin) in big buffers, one line at a time.
 //! - [`parse`]: turn a Postfix or Exim log line into a typed [`event::Event`], by rules kept as data.
-//! - [`control`]: the user-facing commands that drive the stages (`tarpitctl replay`, ...).
+//! - [`control`]: the user-facing commands (`tarpitctl`) and the daemon's control socket.
 //! - [`event`]: the event model every stage after parsing speaks.
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 
