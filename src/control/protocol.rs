@@ -563,7 +563,7 @@ impl ErrorCode {
     }
 }
 
-/// An error reply; also what a [`super::server::ControlHandler`] returns when it fails.
+/// An error reply; also what a [`super::handler::ControlHandler`] returns when it fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct ControlError {
