@@ -7,6 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tarpit::control::client::{self, ClientError};
@@ -293,6 +294,34 @@ fn an_unknown_group_is_refused_at_bind() {
     );
 }
 
+/// Everything the servers in this test binary log, for tests that check a warning was given.
+fn log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&buf);
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || SharedLog(Arc::clone(&writer)))
+            .init();
+        buf
+    })
+    .clone()
+}
+
+struct SharedLog(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn nobody() -> (u32, u32) {
     let u = nix::unistd::User::from_name("nobody")
         .unwrap()
@@ -317,6 +346,7 @@ fn a_peer_neither_root_nor_in_the_group_is_refused_by_its_credentials() {
         return;
     }
     let (uid, gid) = nobody();
+    let log = log();
     // adm does not hold nobody; open the file's mode so the credential check is what refuses.
     let server = start("adm", ServerLimits::default());
     std::fs::set_permissions(&server.socket, std::fs::Permissions::from_mode(0o666)).unwrap();

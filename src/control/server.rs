@@ -129,11 +129,25 @@ impl ControlServer {
                 })?;
         }
         remove_stale(&path)?;
-        let listener = UnixListener::bind(&path).map_err(sock_err("bind"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(SOCKET_MODE))
-            .map_err(sock_err("chmod 0660"))?;
-        std::os::unix::fs::chown(&path, None, Some(group.gid))
-            .map_err(sock_err("chown to the control group"))?;
+        // Bound under a private name and renamed into place once its mode and group are right,
+        // so that there is no moment when the socket is reachable with the umask's mode.
+        let staging = staging_path(&path);
+        let _ = std::fs::remove_file(&staging);
+        let listener = UnixListener::bind(&staging).map_err(sock_err("bind"))?;
+        let placed =
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(SOCKET_MODE))
+                .map_err(sock_err("chmod 0660"))
+                .and_then(|()| {
+                    std::os::unix::fs::chown(&staging, None, Some(group.gid))
+                        .map_err(sock_err("chown to the control group"))
+                })
+                .and_then(|()| {
+                    std::fs::rename(&staging, &path).map_err(sock_err("rename into place"))
+                });
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
         let meta = std::fs::symlink_metadata(&path).map_err(sock_err("stat"))?;
         info!(socket = %path.display(), group = %group.name, "control socket ready");
         Ok(ControlServer {
@@ -209,6 +223,16 @@ impl ControlServer {
             }
         }
     }
+}
+
+/// `control.sock` → `.control.sock.<pid>.new` in the same directory (a rename must not cross
+/// file systems).
+fn staging_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.new", std::process::id()))
 }
 
 /// Removes a socket file left by a daemon that is gone; refuses when one still answers, or when
