@@ -357,6 +357,13 @@ fn a_peer_neither_root_nor_in_the_group_is_refused_by_its_credentials() {
         stderr.contains("for root and members of group \"adm\""),
         "{stderr}"
     );
+    let logged = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    assert!(
+        logged.lines().any(|l| l.contains("WARN")
+            && l.contains("refused a peer")
+            && l.contains(&format!("uid={uid}"))),
+        "no warning logged:\n{logged}"
+    );
     // The server goes on serving those it admits.
     assert!(matches!(
         ask(&server.socket, &Request::Status),
