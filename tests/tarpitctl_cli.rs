@@ -136,7 +136,14 @@ fn an_allowlisted_address_is_refused_with_4_unless_forced() {
 #[test]
 fn json_output_is_stable_across_runs_and_names_every_documented_field() {
     let server = start(&own_group(), ServerLimits::default());
-    on(&server, &["add", "203.0.113.5", "--for", "2w"]);
+    let added = json(&on(
+        &server,
+        &["add", "203.0.113.5", "--for", "2w", "--json"],
+    ));
+    assert_eq!(added["listing"]["address"], "203.0.113.5");
+    assert_eq!(added["replaced"], false);
+    let reloaded = json(&on(&server, &["reload", "--json"]));
+    assert_eq!(reloaded["changes"][0], "policy.threshold: 10 -> 12");
     for args in [
         &["list", "--json"][..],
         &["show", "203.0.113.5", "--json"],
@@ -222,6 +229,9 @@ fn flush_needs_yes_and_then_unlists_everybody() {
     let yes = on(&server, &["flush", "--yes"]);
     assert_eq!(code(&yes), 0);
     assert!(stdout(&yes).contains("unlisted 2 listing(s)"));
+    let again = on(&server, &["flush", "--yes", "--json"]);
+    assert_eq!(code(&again), 0, "flushing nobody is still a success");
+    assert_eq!(json(&again)["removed"], 0);
 }
 
 #[test]

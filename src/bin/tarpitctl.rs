@@ -67,6 +67,8 @@ enum Command {
         /// List it even if it is allowlisted.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Unlist a host or prefix from the kernel set and the state at once. Exits 1 when it was
     /// not listed.
@@ -77,17 +79,21 @@ enum Command {
         /// Also forget its offence history, so its next listing starts from ban.first.
         #[arg(long)]
         forget: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Unlist everybody. Always needs --yes, so that it never happens by accident.
     Flush {
         /// Yes, unlist every host.
         #[arg(long)]
         yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Figures: listings by class and duration, events per class, diverted packets, stall.
     Stats(JsonFlag),
     /// Re-read the daemon's configuration (like SIGHUP); exits 1 if the new one is rejected.
-    Reload,
+    Reload(JsonFlag),
     /// Check a configuration file's structure (exit 1 when it is invalid).
     CheckConfig {
         /// The YAML file.
@@ -153,11 +159,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "tarpitctl", &mut io::stdout());
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Flush { yes: false } => {
+        Command::Flush { yes: false, .. } => {
             eprintln!("tarpitctl: flush unlists every host; run `tarpitctl flush --yes` to do it");
             return Ok(ExitCode::from(exit::USAGE));
         }
-        Command::Flush { yes: true } => (Action::Flush, false),
+        Command::Flush { yes: true, json } => (Action::Flush, json.json),
         Command::Status(j) => (Action::Status, j.json),
         Command::List { expired, json } => (Action::List { expired }, json.json),
         Command::Show { address, json } => (Action::Show(address), json.json),
@@ -166,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             duration,
             reason,
             force,
+            json,
         } => (
             Action::Add(AddRequest {
                 address,
@@ -173,11 +180,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reason,
                 force,
             }),
-            false,
+            json.json,
         ),
-        Command::Del { address, forget } => (Action::Del { address, forget }, false),
+        Command::Del {
+            address,
+            forget,
+            json,
+        } => (Action::Del { address, forget }, json.json),
         Command::Stats(j) => (Action::Stats, j.json),
-        Command::Reload => (Action::Reload, false),
+        Command::Reload(j) => (Action::Reload, j.json),
     };
     let settings = match ctl_config::load(cli.config.as_deref()) {
         Ok(s) => s,
