@@ -10,6 +10,12 @@
 //! `bad_request` reply and the connection is closed); a connection idle for
 //! [`ServerLimits::idle_timeout`] is closed; a reply that cannot be written within
 //! [`ServerLimits::write_timeout`] closes the connection.
+//!
+//! Wiring it into the daemon: implement [`ControlHandler`] on the daemon's shared state, then
+//! inside the runtime `ControlServer::bind(&config.control)?` (at start, so a bad group or a
+//! socket in use stops the daemon with a clear error) and spawn
+//! `server.serve(Arc::new(handler), shutdown)`, where `shutdown` is the daemon's shutdown future.
+//! When `serve` returns, the socket file is gone.
 
 use std::future::Future;
 use std::io;
