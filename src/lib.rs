@@ -4,7 +4,7 @@
 //!
 //! - [`source`]: read log lines (files, gzip, stdin) in big buffers, one line at a time.
 //! - [`parse`]: turn a Postfix or Exim log line into a typed [`event::Event`], by rules kept as data.
-//! - [`control`]: the user-facing commands that drive the stages (`tarpitctl replay`, ...).
+//! - [`control`]: the user-facing commands (`tarpitctl`) and the daemon's control socket.
 //! - [`stall`]: the listener that holds diverted SMTP connections open, one byte per interval.
 //! - [`state`]: what survives a restart: listings, offender history, source positions.
 //! - [`event`]: the event model every stage after parsing speaks.

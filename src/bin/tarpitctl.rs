@@ -5,22 +5,114 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use tarpit::control::address::Address;
+use tarpit::control::client::DEFAULT_TIMEOUT;
+use tarpit::control::commands::{self, exit, Action, Target};
+use tarpit::control::ctl_config;
+use tarpit::control::offline;
+use tarpit::control::protocol::AddRequest;
 use tarpit::control::replay::{self, ReplayOptions};
+use tarpit::duration::HumanDuration;
 use tarpit::parse::MtaChoice;
 
 /// Control the tarpit daemon and try its rules on logs.
+///
+/// Exit status: 0 done, 1 not found or nothing done, 2 usage, 3 daemon unreachable, 4 refused.
 #[derive(Debug, Parser)]
 #[command(name = "tarpitctl", version, about, propagate_version = true)]
 struct Cli {
+    /// The daemon's configuration file, for `control.socket` and `state.path` [default:
+    /// /etc/tarpit/tarpit.yaml; built-in defaults when that file is absent].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The control socket (overrides `control.socket` from the configuration).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Is the daemon up: mode, sources and their positions, table present, counts.
+    Status(JsonFlag),
+    /// The listed hosts: address, since, until, remaining, offence, reason. Falls back to the
+    /// state database (read only) when the daemon is down.
+    List {
+        /// Also listings that have run out but are still remembered.
+        #[arg(long)]
+        expired: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Everything about one host: listing, reason, evidence, offence history, allowlist.
+    /// A host inside a listed prefix finds it. Exits 1 when the host is not listed.
+    Show {
+        /// An IPv4 or IPv6 address, or a CIDR prefix.
+        address: Address,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List a host or prefix by hand (refused for an allowlisted one unless --force).
+    Add {
+        /// An IPv4 or IPv6 address, or a CIDR prefix.
+        address: Address,
+        /// How long (90m, 12h, 3d, 2w); default: the daemon's escalation.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<HumanDuration>,
+        /// Why, in your words.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// List it even if it is allowlisted.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Unlist a host or prefix from the kernel set and the state at once. Exits 1 when it was
+    /// not listed.
+    #[command(visible_alias = "unlist")]
+    Del {
+        /// An IPv4 or IPv6 address, or a CIDR prefix.
+        address: Address,
+        /// Also forget its offence history, so its next listing starts from ban.first.
+        #[arg(long)]
+        forget: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Unlist everybody. Always needs --yes, so that it never happens by accident.
+    Flush {
+        /// Yes, unlist every host.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Figures: listings by class and duration, events per class, diverted packets, stall.
+    Stats(JsonFlag),
+    /// Re-read the daemon's configuration (like SIGHUP); exits 1 if the new one is rejected.
+    Reload(JsonFlag),
+    /// Check a configuration file's structure (exit 1 when it is invalid).
+    CheckConfig {
+        /// The YAML file.
+        file: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Run mail logs through the parser and print what it finds (no root, no kernel).
     Replay(ReplayArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct JsonFlag {
+    /// Print JSON (stable, for scripts) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,8 +152,96 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Replay(args) => replay_command(args),
+    let (action, json) = match cli.command {
+        Command::Replay(args) => return replay_command(args),
+        Command::CheckConfig { file } => return Ok(check_config(&file)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tarpitctl", &mut io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Flush { yes: false, .. } => {
+            eprintln!("tarpitctl: flush unlists every host; run `tarpitctl flush --yes` to do it");
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+        Command::Flush { yes: true, json } => (Action::Flush, json.json),
+        Command::Status(j) => (Action::Status, j.json),
+        Command::List { expired, json } => (Action::List { expired }, json.json),
+        Command::Show { address, json } => (Action::Show(address), json.json),
+        Command::Add {
+            address,
+            duration,
+            reason,
+            force,
+            json,
+        } => (
+            Action::Add(AddRequest {
+                address,
+                duration,
+                reason,
+                force,
+            }),
+            json.json,
+        ),
+        Command::Del {
+            address,
+            forget,
+            json,
+        } => (Action::Del { address, forget }, json.json),
+        Command::Stats(j) => (Action::Stats, j.json),
+        Command::Reload(j) => (Action::Reload, j.json),
+    };
+    let settings = match ctl_config::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tarpitctl: {e}");
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+    };
+    let target = Target {
+        socket: cli.socket.unwrap_or(settings.socket),
+        state_path: settings.state_path,
+        timeout: DEFAULT_TIMEOUT,
+        json,
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let code = commands::run(
+        &action,
+        &target,
+        offline::open_state_database,
+        &mut out,
+        &mut io::stderr(),
+    );
+    match code {
+        Ok(code) => Ok(ExitCode::from(code)),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e).context("cannot write output"),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match ctl_config::check_config(file) {
+        Ok(report) => {
+            println!(
+                "{}: structure ok (checked: {})",
+                file.display(),
+                report.checked.join(", ")
+            );
+            if !report.unchecked.is_empty() {
+                println!(
+                    "  not checked by this build: {}",
+                    report.unchecked.join(", ")
+                );
+            }
+            for key in &report.unknown {
+                println!("  warning: unknown top-level key {key:?} (a typo?)");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tarpitctl: {e}");
+            ExitCode::from(exit::NOTHING)
+        }
     }
 }
 

@@ -1,0 +1,44 @@
+//! Reading listings without the daemon: what `tarpitctl list` and `show` fall back to when the
+//! daemon is down.
+//!
+//! Owns only the [`OfflineState`] seam and the one place that opens it,
+//! [`open_state_database`]. It never writes: changes go through the daemon, always.
+
+use std::path::{Path, PathBuf};
+
+use super::address::Address;
+use super::protocol::{HostReport, Listing};
+
+/// Read-only access to the daemon's state database.
+pub trait OfflineState {
+    /// The listings recorded as in force (with `expired`, also those run out), ordered by
+    /// address. `enforced` must be false: nobody has checked the kernel set.
+    fn list(&self, expired: bool) -> Result<Vec<Listing>, OfflineError>;
+
+    /// What the state records about `address` (a host inside a listed prefix finds it). The
+    /// allowlist verdict cannot be known without the daemon's configuration and DNS: report
+    /// `allowed: false` with a reason saying so.
+    fn show(&self, address: Address) -> Result<HostReport, OfflineError>;
+}
+
+/// The state database could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the state database {path}: {detail}")]
+pub struct OfflineError {
+    /// The database file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub detail: String,
+}
+
+/// How `tarpitctl` opens the state database: `Ok(None)` when this build has no reader for it.
+pub type OpenOffline = fn(&Path) -> Result<Option<Box<dyn OfflineState>>, OfflineError>;
+
+/// INTEGRATION POINT for the state store (issue 5): open the database at `path` read-only and
+/// return it as an [`OfflineState`]. Until the SQLite store is wired in, there is no reader, and
+/// `tarpitctl list`/`show` report the daemon as unreachable (exit 3) rather than show anything
+/// made up.
+pub fn open_state_database(path: &Path) -> Result<Option<Box<dyn OfflineState>>, OfflineError> {
+    let _ = path;
+    Ok(None)
+}
