@@ -6,9 +6,11 @@
 //! - [`parse`]: turn a Postfix or Exim log line into a typed [`event::Event`], by rules kept as data.
 //! - [`control`]: the user-facing commands that drive the stages (`tarpitctl replay`, ...).
 //! - [`event`]: the event model every stage after parsing speaks.
+//! - [`policy`]: the pure engine that turns events into listing decisions, and its config.
 
 pub mod control;
 pub mod duration;
 pub mod event;
 pub mod parse;
+pub mod policy;
 pub mod source;

@@ -1,0 +1,87 @@
+//! The evidence ring: the recent log lines behind the engine's decisions, in bounded memory.
+//!
+//! One ring of lines for all offenders, capped in bytes; each stored line points back to the
+//! previous line of the same offender, so an offender holds only the number of its last line
+//! (O(1) memory per offender) and its evidence is found by walking back. Lines pushed out of the
+//! ring are simply no longer evidence. Never reads the clock, never touches the disk.
+
+use std::collections::VecDeque;
+
+/// Sequence number of a stored line; 0 means "none".
+pub type Seq = u64;
+
+/// The ring of recent lines.
+#[derive(Debug, Clone)]
+pub struct EvidenceRing {
+    lines: VecDeque<(Seq, Box<str>)>,
+    first: Seq,
+    bytes: usize,
+    cap_bytes: usize,
+}
+
+impl EvidenceRing {
+    /// A ring that holds at most about `cap_bytes` of line text.
+    pub fn new(cap_bytes: usize) -> Self {
+        EvidenceRing {
+            lines: VecDeque::new(),
+            first: 1,
+            bytes: 0,
+            cap_bytes,
+        }
+    }
+
+    /// Stores `line`, linked to the same offender's previous line `prev`; returns its number.
+    pub fn push(&mut self, prev: Seq, line: &str) -> Seq {
+        let seq = self.first + self.lines.len() as u64;
+        self.bytes += line.len();
+        self.lines.push_back((prev, line.into()));
+        while self.bytes > self.cap_bytes && self.lines.len() > 1 {
+            if let Some((_, old)) = self.lines.pop_front() {
+                self.bytes -= old.len();
+                self.first += 1;
+            }
+        }
+        seq
+    }
+
+    /// Up to `max` lines ending with line `last`, oldest first.
+    pub fn chain(&self, last: Seq, max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seq = last;
+        while out.len() < max && seq >= self.first && seq != 0 {
+            let Some((prev, line)) = self.lines.get((seq - self.first) as usize) else {
+                break;
+            };
+            out.push(line.to_string());
+            seq = *prev;
+        }
+        out.reverse();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_follow_one_offender_and_stop_at_the_cap() {
+        let mut r = EvidenceRing::new(1 << 20);
+        let a1 = r.push(0, "a1");
+        let b1 = r.push(0, "b1");
+        let a2 = r.push(a1, "a2");
+        let a3 = r.push(a2, "a3");
+        assert_eq!(r.chain(a3, 5), vec!["a1", "a2", "a3"]);
+        assert_eq!(r.chain(a3, 2), vec!["a2", "a3"]);
+        assert_eq!(r.chain(b1, 5), vec!["b1"]);
+    }
+
+    #[test]
+    fn lines_pushed_out_of_the_ring_are_no_longer_evidence() {
+        let mut r = EvidenceRing::new(4);
+        let a1 = r.push(0, "aa");
+        let a2 = r.push(a1, "aa");
+        let a3 = r.push(a2, "aa");
+        assert_eq!(r.chain(a3, 5), vec!["aa", "aa"]);
+    }
+}
