@@ -7,6 +7,9 @@
 
 use std::collections::VecDeque;
 
+/// What each stored line costs besides its text (link, pointer, length), counted in the cap.
+const ENTRY_OVERHEAD: usize = 32;
+
 /// Sequence number of a stored line; 0 means "none".
 pub type Seq = u64;
 
@@ -20,7 +23,7 @@ pub struct EvidenceRing {
 }
 
 impl EvidenceRing {
-    /// A ring that holds at most about `cap_bytes` of line text.
+    /// A ring that holds at most about `cap_bytes` (line text and per-line overhead).
     pub fn new(cap_bytes: usize) -> Self {
         EvidenceRing {
             lines: VecDeque::new(),
@@ -33,11 +36,11 @@ impl EvidenceRing {
     /// Stores `line`, linked to the same offender's previous line `prev`; returns its number.
     pub fn push(&mut self, prev: Seq, line: &str) -> Seq {
         let seq = self.first + self.lines.len() as u64;
-        self.bytes += line.len();
+        self.bytes += line.len() + ENTRY_OVERHEAD;
         self.lines.push_back((prev, line.into()));
         while self.bytes > self.cap_bytes && self.lines.len() > 1 {
             if let Some((_, old)) = self.lines.pop_front() {
-                self.bytes -= old.len();
+                self.bytes -= old.len() + ENTRY_OVERHEAD;
                 self.first += 1;
             }
         }
@@ -78,7 +81,7 @@ mod tests {
 
     #[test]
     fn lines_pushed_out_of_the_ring_are_no_longer_evidence() {
-        let mut r = EvidenceRing::new(4);
+        let mut r = EvidenceRing::new(2 * (2 + ENTRY_OVERHEAD));
         let a1 = r.push(0, "aa");
         let a2 = r.push(a1, "aa");
         let a3 = r.push(a2, "aa");
