@@ -135,3 +135,55 @@ fn an_operator_allow_list_replaces_the_private_default() {
     assert!(!got.contains("198.51.100.26"));
     assert!(!got.contains("127.0.0.1"), "loopback is always allowed");
 }
+
+/// An injected resolver: example.org's SPF includes a record naming 198.51.100.26.
+struct Dns;
+
+impl tarpit::policy::spf::SpfResolver for Dns {
+    fn txt(&self, name: &str) -> Result<Vec<String>, tarpit::policy::spf::DnsError> {
+        match name {
+            "example.org" => Ok(vec!["v=spf1 include:_spf.example.org -all".into()]),
+            "_spf.example.org" => Ok(vec!["v=spf1 ip4:198.51.100.26 ~all".into()]),
+            _ => Err(tarpit::policy::spf::DnsError::NotFound),
+        }
+    }
+    fn addresses(&self, _: &str) -> Result<Vec<std::net::IpAddr>, tarpit::policy::spf::DnsError> {
+        Err(tarpit::policy::spf::DnsError::NotFound)
+    }
+    fn mx(&self, _: &str) -> Result<Vec<String>, tarpit::policy::spf::DnsError> {
+        Err(tarpit::policy::spf::DnsError::NotFound)
+    }
+}
+
+#[test]
+fn a_host_an_allow_spf_domain_authorises_is_never_listed_and_the_record_is_named() {
+    let s = parse_policy_section("t", "policy: { allow_spf: [example.org] }").unwrap();
+    let mut spf = tarpit::policy::spf::SpfAllow::default();
+    assert!(spf.refresh(&Dns, &s.policy.allow_spf).is_empty());
+    let options = ReplayOptions {
+        timezone: Some(jiff::tz::TimeZone::UTC),
+        ..ReplayOptions::default()
+    };
+    let mut engine = Engine::new(&s, Vec::new());
+    engine.set_spf(spf.networks());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let files = vec![root().join("samples/policy-allow.log")];
+    replay_decisions(&files, &options, &mut engine, &mut out, &mut err).unwrap();
+    let got = String::from_utf8(out).unwrap();
+    assert!(!got.contains("198.51.100.26"), "{got}");
+    assert!(
+        got.contains("198.51.100.25"),
+        "outside the SPF range: still listed"
+    );
+    let why = engine
+        .allowed(
+            "198.51.100.26".parse().unwrap(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        why,
+        "authorised by SPF: example.org: include:_spf.example.org → _spf.example.org: ip4:198.51.100.26"
+    );
+}

@@ -15,3 +15,4 @@ pub mod decision;
 pub mod engine;
 pub mod evidence;
 pub mod key;
+pub mod spf;
