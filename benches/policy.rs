@@ -24,7 +24,7 @@ fn event(i: u64, ip: IpAddr, t: i64) -> Event {
         class,
         mta: Mta::Postfix,
         service: "smtpd".into(),
-        sender: Some(if i % 17 == 0 { String::new() } else { "x@example.com".into() }),
+        sender: Some(if i.is_multiple_of(17) { String::new() } else { "x@example.com".into() }),
         recipient: Some(format!("user{}@example.org", i % 1000)),
         helo: None,
         code: Some(550),
@@ -34,7 +34,7 @@ fn event(i: u64, ip: IpAddr, t: i64) -> Event {
 }
 
 fn ip_of(i: u64) -> IpAddr {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         let n = i % 10_000;
         IpAddr::V6(Ipv6Addr::new(
             0x2001,

@@ -1,7 +1,8 @@
 //! Replays of the policy samples give the same decisions every time, for every criterion, and
-//! the decisions match the hand-checked expectations in `samples/expected/policy-*.jsonl`.
+//! the decisions match the hand-checked expectations in `samples/policy/expected/*.jsonl`.
 //!
-//! The samples (`samples/policy-*.log`) and their policy (`samples/policy.yaml`):
+//! The samples (`samples/policy/*.log`, kept apart from the parser samples whose
+//! expectations are events) and their policy (`samples/policy/policy.yaml`):
 //! - escalation: 1h, then 4h, then 16h for a host that keeps going; a host below the threshold
 //!   and one whose rejections are spread wider than the window are never listed; after 90 days
 //!   without a listing the history is forgotten (offence 1 again);
@@ -29,18 +30,18 @@ fn replay(section: &PolicySection, log: &str) -> String {
     let mut engine = Engine::new(section, Vec::new());
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let files: Vec<PathBuf> = vec![root().join("samples").join(log)];
+    let files: Vec<PathBuf> = vec![root().join("samples/policy").join(log)];
     replay_decisions(&files, &options, &mut engine, &mut out, &mut err).unwrap();
     assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
     String::from_utf8(out).unwrap()
 }
 
 fn section() -> PolicySection {
-    load_policy_section(&root().join("samples/policy.yaml")).unwrap()
+    load_policy_section(&root().join("samples/policy/policy.yaml")).unwrap()
 }
 
 fn expected(log: &str) -> String {
-    std::fs::read_to_string(root().join(format!("samples/expected/{log}.jsonl"))).unwrap()
+    std::fs::read_to_string(root().join(format!("samples/policy/expected/{log}.jsonl"))).unwrap()
 }
 
 fn check(log: &str) -> String {
@@ -56,7 +57,7 @@ fn check(log: &str) -> String {
 
 #[test]
 fn escalation_multiplies_and_forgetting_resets_the_offence() {
-    let got = check("policy-escalation.log");
+    let got = check("escalation.log");
     let offences: Vec<(u64, u64)> = got
         .lines()
         .map(|l| {
@@ -77,7 +78,7 @@ fn escalation_multiplies_and_forgetting_resets_the_offence() {
 
 #[test]
 fn allowlisted_hosts_and_recent_correspondents_are_never_listed() {
-    let got = check("policy-allow.log");
+    let got = check("allow.log");
     assert!(!got.contains("10.1.2.3") && !got.contains("127.0.0.1"));
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(lines.len(), 2);
@@ -87,7 +88,7 @@ fn allowlisted_hosts_and_recent_correspondents_are_never_listed() {
 
 #[test]
 fn traps_protected_backscatter_and_hard_fail_repeats_list() {
-    let got = check("policy-criteria.log");
+    let got = check("criteria.log");
     assert!(got.contains("spam trap trap@example.org"));
     assert!(got.contains("1× protected-recipient"));
     assert!(got.contains("2× backscatter"));
@@ -100,7 +101,7 @@ fn traps_protected_backscatter_and_hard_fail_repeats_list() {
 
 #[test]
 fn ipv6_hosts_add_up_per_64_and_four_64s_widen_to_the_48() {
-    let got = check("policy-ipv6.log");
+    let got = check("ipv6.log");
     assert!(got.contains(r#""ip":"2001:db8:1:1::/64""#));
     assert!(got.contains(r#""ip":"2001:db8:1::/48""#));
     assert!(
@@ -114,7 +115,7 @@ fn ipv6_hosts_add_up_per_64_and_four_64s_widen_to_the_48() {
 fn dry_run_decides_the_same_and_marks_nothing_enforced() {
     let mut dry = section();
     dry.mode = Mode::DryRun;
-    for log in ["policy-criteria.log", "policy-escalation.log"] {
+    for log in ["criteria.log", "escalation.log"] {
         let enforced = replay(&section(), log);
         let got = replay(&dry, log);
         assert_eq!(got.lines().count(), enforced.lines().count());
@@ -127,7 +128,7 @@ fn dry_run_decides_the_same_and_marks_nothing_enforced() {
 #[test]
 fn an_operator_allow_list_replaces_the_private_default() {
     let s = parse_policy_section("t", "policy: { allow: [\"198.51.100.26/32\"] }").unwrap();
-    let got = replay(&s, "policy-allow.log");
+    let got = replay(&s, "allow.log");
     assert!(
         got.contains(r#""ip":"10.1.2.3""#),
         "10/8 no longer allowed: {got}"
@@ -167,7 +168,7 @@ fn a_host_an_allow_spf_domain_authorises_is_never_listed_and_the_record_is_named
     let mut engine = Engine::new(&s, Vec::new());
     engine.set_spf(spf.networks());
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let files = vec![root().join("samples/policy-allow.log")];
+    let files = vec![root().join("samples/policy/allow.log")];
     replay_decisions(&files, &options, &mut engine, &mut out, &mut err).unwrap();
     let got = String::from_utf8(out).unwrap();
     assert!(!got.contains("198.51.100.26"), "{got}");

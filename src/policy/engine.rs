@@ -324,7 +324,8 @@ impl Engine {
             }
         }
         let recipient = e.recipient.as_deref().unwrap_or("");
-        let lower = if !recipient.is_empty() && !(c.traps.is_empty() && c.protected.is_empty()) {
+        let globs = !(c.traps.is_empty() && c.protected.is_empty());
+        let lower = if globs && !recipient.is_empty() {
             recipient.to_lowercase()
         } else {
             String::new()
