@@ -7,17 +7,22 @@
 
 use std::collections::VecDeque;
 
-/// What each stored line costs besides its text (link, pointer, length), counted in the cap.
-const ENTRY_OVERHEAD: usize = 32;
+/// What each stored line costs besides its text (link, offset, length), counted in the cap.
+const ENTRY_OVERHEAD: usize = 24;
 
 /// Sequence number of a stored line; 0 means "none".
 pub type Seq = u64;
 
-/// The ring of recent lines.
+/// The ring of recent lines: their text in one byte ring (no allocation per line), and per
+/// line its link to the offender's previous line, where its text starts, and its length.
 #[derive(Debug, Clone)]
 pub struct EvidenceRing {
-    lines: VecDeque<(Seq, Box<str>)>,
+    entries: VecDeque<(Seq, u64, u32)>,
+    text: VecDeque<u8>,
+    /// Sequence number of `entries[0]`.
     first: Seq,
+    /// Absolute offset (over the ring's life) of `text[0]`.
+    text_first: u64,
     bytes: usize,
     cap_bytes: usize,
 }
@@ -26,8 +31,10 @@ impl EvidenceRing {
     /// A ring that holds at most about `cap_bytes` (line text and per-line overhead).
     pub fn new(cap_bytes: usize) -> Self {
         EvidenceRing {
-            lines: VecDeque::new(),
+            entries: VecDeque::new(),
+            text: VecDeque::new(),
             first: 1,
+            text_first: 0,
             bytes: 0,
             cap_bytes,
         }
@@ -35,12 +42,17 @@ impl EvidenceRing {
 
     /// Stores `line`, linked to the same offender's previous line `prev`; returns its number.
     pub fn push(&mut self, prev: Seq, line: &str) -> Seq {
-        let seq = self.first + self.lines.len() as u64;
-        self.bytes += line.len() + ENTRY_OVERHEAD;
-        self.lines.push_back((prev, line.into()));
-        while self.bytes > self.cap_bytes && self.lines.len() > 1 {
-            if let Some((_, old)) = self.lines.pop_front() {
-                self.bytes -= old.len() + ENTRY_OVERHEAD;
+        let seq = self.first + self.entries.len() as u64;
+        let len = u32::try_from(line.len()).unwrap_or(u32::MAX);
+        let offset = self.text_first + self.text.len() as u64;
+        self.text.extend(&line.as_bytes()[..len as usize]);
+        self.entries.push_back((prev, offset, len));
+        self.bytes += len as usize + ENTRY_OVERHEAD;
+        while self.bytes > self.cap_bytes && self.entries.len() > 1 {
+            if let Some((_, _, old)) = self.entries.pop_front() {
+                self.text.drain(..old as usize);
+                self.text_first += u64::from(old);
+                self.bytes -= old as usize + ENTRY_OVERHEAD;
                 self.first += 1;
             }
         }
@@ -52,11 +64,17 @@ impl EvidenceRing {
         let mut out = Vec::new();
         let mut seq = last;
         while out.len() < max && seq >= self.first && seq != 0 {
-            let Some((prev, line)) = self.lines.get((seq - self.first) as usize) else {
+            let Some(&(prev, offset, len)) = self.entries.get((seq - self.first) as usize) else {
                 break;
             };
-            out.push(line.to_string());
-            seq = *prev;
+            let start = (offset - self.text_first) as usize;
+            let bytes: Vec<u8> = self
+                .text
+                .range(start..start + len as usize)
+                .copied()
+                .collect();
+            out.push(String::from_utf8_lossy(&bytes).into_owned());
+            seq = prev;
         }
         out.reverse();
         out
