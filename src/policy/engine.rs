@@ -644,3 +644,222 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Mta;
+    use crate::policy::config::parse_policy_section;
+
+    const T0: i64 = 1_764_849_600;
+
+    fn ev(t: i64, ip: &str, class: EventClass, rcpt: &str) -> Event {
+        Event {
+            time: OffsetDateTime::from_unix_timestamp(t).unwrap(),
+            ip: ip.parse().unwrap(),
+            class,
+            mta: Mta::Postfix,
+            service: "smtpd".into(),
+            sender: Some("x@example.com".into()),
+            recipient: Some(rcpt.into()),
+            helo: None,
+            code: Some(550),
+            rule: "t".into(),
+            line: format!("line at {t} from {ip} to {rcpt}"),
+        }
+    }
+
+    fn engine(yaml: &str) -> Engine {
+        Engine::new(&parse_policy_section("t", yaml).unwrap(), Vec::new())
+    }
+
+    #[test]
+    fn the_reason_counts_each_class_and_the_evidence_is_the_last_lines() {
+        let mut e = engine("");
+        let mut out = Vec::new();
+        for i in 0..5 {
+            let class = if i < 1 {
+                EventClass::RelayDenied
+            } else {
+                EventClass::UnknownRecipient
+            };
+            out.extend(e.observe_event(&ev(
+                T0 + 60 * i,
+                "198.51.100.7",
+                class,
+                &format!("u{i}@example.org"),
+            )));
+        }
+        // 5 (relay-denied) + 2 + 2 + 2 (unknown-recipient) = 11: listed on the 4th event.
+        assert_eq!(out.len(), 1);
+        let d = &out[0];
+        assert_eq!(
+            d.reason,
+            "4 rejections in 3 min: 3× unknown-recipient, 1× relay-denied (score 11 of 10)"
+        );
+        assert_eq!(d.evidence.len(), 4);
+        assert_eq!(
+            d.evidence[3],
+            format!("line at {} from 198.51.100.7 to u3@example.org", T0 + 180)
+        );
+        assert_eq!(d.time.unix_timestamp(), T0 + 180);
+        assert_eq!(d.until.unix_timestamp(), T0 + 180 + 3600);
+    }
+
+    #[test]
+    fn evidence_is_capped() {
+        let mut e = engine("policy: { threshold: 100, repeat_after_hardfail: 0 }");
+        let mut out = Vec::new();
+        for i in 0..60 {
+            out.extend(e.observe_event(&ev(
+                T0 + i,
+                "198.51.100.7",
+                EventClass::RblListed,
+                "a@example.org",
+            )));
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence.len(), EVIDENCE_LINES);
+        assert!(out[0].evidence[EVIDENCE_LINES - 1].starts_with(&format!("line at {}", T0 + 19)));
+    }
+
+    #[test]
+    fn a_score_older_than_the_window_and_a_step_no_longer_counts() {
+        let mut e = engine("policy: { repeat_after_hardfail: 0 }");
+        let w = 3600 + 900;
+        for i in 0..4 {
+            assert!(e
+                .observe_event(&ev(
+                    T0 + i,
+                    "192.0.2.9",
+                    EventClass::UnknownRecipient,
+                    "a@x"
+                ))
+                .is_empty());
+        }
+        assert!(e
+            .observe_event(&ev(
+                T0 + w + 1,
+                "192.0.2.9",
+                EventClass::UnknownRecipient,
+                "a@x"
+            ))
+            .is_empty());
+        // Inside the window the same fifth event lists.
+        let mut e = engine("policy: { repeat_after_hardfail: 0 }");
+        for i in 0..4 {
+            e.observe_event(&ev(
+                T0 + i,
+                "192.0.2.9",
+                EventClass::UnknownRecipient,
+                "a@x",
+            ));
+        }
+        assert_eq!(
+            e.observe_event(&ev(
+                T0 + 3599,
+                "192.0.2.9",
+                EventClass::UnknownRecipient,
+                "a@x"
+            ))
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn durations_are_capped_and_jitter_is_bounded_and_repeatable() {
+        let mut e = engine("ban: { first: 1d, factor: 10, max: 28d }");
+        let mut durations = Vec::new();
+        for round in 0..4 {
+            let t = T0 + round * 40 * 86400;
+            for i in 0..5 {
+                for d in e.observe_event(&ev(
+                    t + i,
+                    "192.0.2.9",
+                    EventClass::UnknownRecipient,
+                    &format!("{i}@x"),
+                )) {
+                    durations.push(d.duration.as_secs() / 86400);
+                }
+            }
+        }
+        assert_eq!(durations, vec![1, 10, 28, 28]);
+        let run = || {
+            let mut e = engine("ban: { jitter: 0.2 }");
+            (0..5)
+                .flat_map(|i| {
+                    e.observe_event(&ev(
+                        T0 + i,
+                        "192.0.2.9",
+                        EventClass::UnknownRecipient,
+                        &format!("{i}@x"),
+                    ))
+                })
+                .map(|d| d.duration.as_secs())
+                .collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        assert!((2880..=4320).contains(&a[0]), "{a:?}");
+    }
+
+    #[test]
+    fn stale_offenders_are_dropped_and_listed_ones_kept() {
+        let mut e = engine("policy: { repeat_after_hardfail: 0 }");
+        for n in 0..100u32 {
+            let ip = format!("198.51.100.{}", n % 250);
+            e.observe_event(&ev(T0, &ip, EventClass::UnknownRecipient, "a@x"));
+        }
+        for i in 0..5 {
+            e.observe_event(&ev(
+                T0 + i,
+                "203.0.113.1",
+                EventClass::UnknownRecipient,
+                &format!("{i}@x"),
+            ));
+        }
+        assert_eq!(e.tracked(), 101);
+        e.expire(OffsetDateTime::from_unix_timestamp(T0 + 2 * 3600).unwrap());
+        assert_eq!(e.tracked(), 1, "only the listed host's history is kept");
+        e.expire(OffsetDateTime::from_unix_timestamp(T0 + 92 * 86400).unwrap());
+        assert_eq!(e.tracked(), 0);
+        // Events alone also sweep: a quiet day later, new events drop the stale records.
+        let mut e = engine("");
+        for n in 0..50u32 {
+            e.observe_event(&ev(
+                T0,
+                &format!("192.0.2.{n}"),
+                EventClass::AuthFailed,
+                "a@x",
+            ));
+        }
+        for n in 0..50u32 {
+            e.observe_event(&ev(
+                T0 + 86400,
+                &format!("198.51.100.{n}"),
+                EventClass::AuthFailed,
+                "a@x",
+            ));
+        }
+        assert_eq!(e.tracked(), 50);
+        assert_eq!(e.stats().expired, 50);
+    }
+
+    #[test]
+    fn a_prefix_holding_our_own_address_is_never_listed() {
+        let section = parse_policy_section("t", "").unwrap();
+        let mut e = Engine::new(&section, vec!["2001:db8:1:1::25".parse().unwrap()]);
+        let mut out = Vec::new();
+        for i in 0..10 {
+            out.extend(e.observe_event(&ev(
+                T0 + i,
+                "2001:db8:1:1::99",
+                EventClass::RelayDenied,
+                &format!("{i}@x"),
+            )));
+        }
+        assert!(out.is_empty());
+        assert!(e.stats().suppressed > 0);
+    }
+}
