@@ -81,6 +81,9 @@ pub struct PolicyConfig {
     pub allow: Vec<IpNet>,
     /// Domains whose SPF-authorised hosts are never listed.
     pub allow_spf: Vec<String>,
+    /// The name server (`address:port`) SPF records are looked up at; the system's resolvers
+    /// (`/etc/resolv.conf`) when absent.
+    pub spf_nameserver: Option<std::net::SocketAddr>,
     /// Hosts our MTA delivered mail to are never listed for this long (default 30d).
     pub allow_delivered_for: HumanDuration,
     /// IPv6 offenders are counted and listed per prefix of this length (default 64).
@@ -111,6 +114,7 @@ impl Default for PolicyConfig {
             repeat_after_hardfail: 3,
             allow: default_allow(),
             allow_spf: Vec::new(),
+            spf_nameserver: None,
             allow_delivered_for: HumanDuration(Duration::from_secs(30 * 86400)),
             ipv6_prefix: 64,
             ipv6_widen_after: 4,

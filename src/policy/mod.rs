@@ -16,3 +16,4 @@ pub mod engine;
 pub mod evidence;
 pub mod key;
 pub mod spf;
+pub mod spf_dns;
