@@ -13,7 +13,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use time::{OffsetDateTime, UtcOffset};
 
 use super::allow::{AllowReason, Allowlist, Glob};
@@ -35,6 +37,8 @@ const PROTECTED: usize = EventClass::ALL.len() + 1;
 pub const EVIDENCE_LINES: usize = 5;
 /// The evidence ring's default size in bytes of line text.
 pub const EVIDENCE_BYTES: usize = 16 << 20;
+/// How many queue ids of our own bounces are remembered (oldest forgotten first).
+const BOUNCE_IDS: usize = 100_000;
 /// How many stored offenders each event checks for staleness.
 const SWEEP_PER_EVENT: usize = 2;
 
@@ -120,6 +124,8 @@ pub struct Stats {
     pub decisions: u64,
     /// Offender records dropped as stale.
     pub expired: u64,
+    /// Deliveries of our own bounces, which allowlist nobody.
+    pub bounce_deliveries: u64,
 }
 
 /// Why a listing is made.
@@ -239,6 +245,8 @@ pub struct Engine {
     wide_cleaned_at: usize,
     evidence: EvidenceRing,
     cursor: usize,
+    bounce_ids: VecDeque<Box<str>>,
+    bounce_set: FxHashSet<Box<str>>,
     stats: Stats,
 }
 
@@ -266,6 +274,8 @@ impl Engine {
             wide_cleaned_at: 64,
             evidence: EvidenceRing::new(evidence_bytes),
             cursor: 0,
+            bounce_ids: VecDeque::new(),
+            bounce_set: FxHashSet::default(),
             stats: Stats::default(),
         }
     }
@@ -290,13 +300,38 @@ impl Engine {
         self.stats
     }
 
-    /// Our MTA delivered to a server: it is never listed for `allow_delivered_for`.
+    /// Our MTA delivered to a server: it is never listed for `allow_delivered_for`, unless the
+    /// message was one of our own bounces (see [`Engine::observe_sender`]).
     ///
-    /// Beware: a delivery of our own bounce to a spammer's forged domain makes that domain's MX a
-    /// correspondent too. The parser does not yet tie a delivery's queue id to its sender, so
-    /// bounces cannot be told apart here; `allow_delivered_for` bounds the exposure.
+    /// Why bounces are excluded: a bounce of spam goes to the spammer's forged sender domain, so
+    /// counting it would make the spammer's MX our "correspondent". Deliveries whose queue id
+    /// was never reported with its sender still count (the parser does not yet report senders).
     pub fn observe_delivery(&mut self, d: &Delivery) {
+        if d.queue_id
+            .as_deref()
+            .is_some_and(|q| self.bounce_set.contains(q))
+        {
+            self.stats.bounce_deliveries += 1;
+            return;
+        }
         self.allow.delivered(d.ip, d.time.unix_timestamp());
+    }
+
+    /// Our MTA queued message `queue_id` with envelope sender `sender` (Postfix qmgr `from=<…>`,
+    /// Exim `<=`): a null sender marks it as a bounce, whose deliveries allowlist nobody. The
+    /// last 100,000 bounce ids are remembered.
+    pub fn observe_sender(&mut self, queue_id: &str, sender: &str) {
+        if !sender.is_empty() || self.bounce_set.contains(queue_id) {
+            return;
+        }
+        let id: Box<str> = queue_id.into();
+        self.bounce_set.insert(id.clone());
+        self.bounce_ids.push_back(id);
+        if self.bounce_ids.len() > BOUNCE_IDS {
+            if let Some(old) = self.bounce_ids.pop_front() {
+                self.bounce_set.remove(&old);
+            }
+        }
     }
 
     /// Counts one rejection event; returns the listings it causes (usually none).
@@ -844,6 +879,33 @@ mod tests {
         }
         assert_eq!(e.tracked(), 50);
         assert_eq!(e.stats().expired, 50);
+    }
+
+    #[test]
+    fn a_delivery_of_our_own_bounce_allowlists_nobody() {
+        let mut e = engine("");
+        let delivery = |id: &str, ip: &str| Delivery {
+            time: OffsetDateTime::from_unix_timestamp(T0).unwrap(),
+            ip: ip.parse().unwrap(),
+            mta: Mta::Postfix,
+            queue_id: Some(id.into()),
+            rule: "t".into(),
+            line: "sent".into(),
+        };
+        e.observe_sender("AAA111", "");
+        e.observe_sender("BBB222", "alice@example.org");
+        e.observe_delivery(&delivery("AAA111", "198.51.100.66"));
+        e.observe_delivery(&delivery("BBB222", "198.51.100.77"));
+        let at = OffsetDateTime::from_unix_timestamp(T0 + 60).unwrap();
+        assert!(e.allowed("198.51.100.66".parse().unwrap(), at).is_none());
+        assert!(e.allowed("198.51.100.77".parse().unwrap(), at).is_some());
+        assert_eq!(e.stats().bounce_deliveries, 1);
+    }
+
+    #[test]
+    fn the_engine_can_move_to_the_daemons_policy_task() {
+        fn send<T: Send + 'static>() {}
+        send::<Engine>();
     }
 
     #[test]
