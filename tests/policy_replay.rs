@@ -188,3 +188,40 @@ fn a_host_an_allow_spf_domain_authorises_is_never_listed_and_the_record_is_named
         "authorised by SPF: example.org: include:_spf.example.org → _spf.example.org: ip4:198.51.100.26"
     );
 }
+
+#[test]
+fn tarpitctl_replay_with_a_config_prints_the_decisions_and_a_summary() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tarpitctl"))
+        .args(["replay", "--timezone", "UTC", "--config"])
+        .arg(root().join("samples/policy/policy.yaml"))
+        .arg(root().join("samples/policy/criteria.log"))
+        .arg(root().join("samples/policy/escalation.log"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = expected("criteria.log") + &expected("escalation.log");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("decisions=8"), "{summary}");
+}
+
+#[test]
+fn tarpitctl_replay_refuses_a_config_with_an_unknown_key_and_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tarpit.yaml");
+    std::fs::write(&config, "mode: dry-run\npolicy:\n  treshold: 5\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tarpitctl"))
+        .args(["replay", "--config"])
+        .arg(&config)
+        .arg(root().join("samples/policy/criteria.log"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("treshold") && err.contains("line 3"), "{err}");
+}

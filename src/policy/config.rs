@@ -182,20 +182,20 @@ pub struct PolicySection {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The YAML is malformed or a value is of the wrong kind; the message carries line and column.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Yaml {
         /// The file.
         path: String,
         /// What serde_yaml_ng found, with its position.
-        source: serde_yaml_ng::Error,
+        error: serde_yaml_ng::Error,
     },
     /// A value has the right kind but cannot be used.
     #[error("{path}: {key}: {problem}")]
@@ -212,9 +212,9 @@ pub enum ConfigError {
 /// Reads `mode:`, `policy:` and `ban:` from the YAML file at `path`; other top-level keys are
 /// ignored (they belong to the daemon's config). Missing keys take their defaults.
 pub fn load_policy_section(path: &Path) -> Result<PolicySection, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     parse_policy_section(&path.display().to_string(), &text)
 }
@@ -232,9 +232,9 @@ pub fn parse_policy_section(label: &str, text: &str) -> Result<PolicySection, Co
     let whole: Whole = if text.trim().is_empty() {
         Whole::default()
     } else {
-        serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Yaml {
+        serde_yaml_ng::from_str(text).map_err(|error| ConfigError::Yaml {
             path: label.to_owned(),
-            source,
+            error,
         })?
     };
     let section = PolicySection {
