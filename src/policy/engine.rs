@@ -373,6 +373,7 @@ impl Engine {
         } else if e.sender.as_deref() == Some("") {
             BACKSCATTER
         } else {
+            // `EventClass::ALL` lists the classes in declaration order, so this is its index.
             e.class as usize
         };
         // Advance the window to this event's step.
@@ -645,10 +646,15 @@ impl Engine {
             .iter()
             .map(|(n, name)| format!("{n}× {name}"))
             .collect();
+        let span = now.saturating_sub(start);
         format!(
-            "{total} rejection{} in {}: {} (score {} of {})",
+            "{total} rejection{}{}: {} (score {} of {})",
             if total == 1 { "" } else { "s" },
-            span_text(now.saturating_sub(start)),
+            if span == 0 {
+                String::new()
+            } else {
+                format!(" in {}", span_text(span))
+            },
             list.join(", "),
             o.score(),
             self.c.threshold
