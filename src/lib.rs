@@ -9,12 +9,14 @@
 //! - [`state`]: what survives a restart: listings, offender history, source positions.
 //! - [`event`]: the event model every stage after parsing speaks.
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
+//! - [`policy`]: the pure engine that turns events into listing decisions, and its config.
 
 pub mod control;
 pub mod duration;
 pub mod event;
 pub mod netfilter;
 pub mod parse;
+pub mod policy;
 pub mod source;
 pub mod stall;
 pub mod state;

@@ -15,6 +15,8 @@ use tarpit::control::protocol::AddRequest;
 use tarpit::control::replay::{self, ReplayOptions};
 use tarpit::duration::HumanDuration;
 use tarpit::parse::MtaChoice;
+use tarpit::policy::config::{load_policy_section, PolicySection};
+use tarpit::policy::engine::Engine;
 
 /// Control the tarpit daemon and try its rules on logs.
 ///
@@ -104,7 +106,8 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Run mail logs through the parser and print what it finds (no root, no kernel).
+    /// Run mail logs through the parser (and the policy) and print what they find (no root, no
+    /// kernel).
     Replay(ReplayArgs),
 }
 
@@ -118,7 +121,9 @@ struct JsonFlag {
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
     /// Print one JSON object per rejection event (file, line, time, ip, class, mta, service,
-    /// sender, recipient, helo, code, rule).
+    /// sender, recipient, helo, code, rule). Without it, the policy engine runs on the events
+    /// and each listing decision is printed as a JSON line (time, ip, action, until,
+    /// duration_s, offence, reason).
     #[arg(long)]
     events: bool,
     /// Which MTA's lines to look for.
@@ -153,7 +158,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (action, json) = match cli.command {
-        Command::Replay(args) => return replay_command(args),
+        // For replay, `--config` sets the policy (`mode`, `policy`, `ban`); without it the
+        // built-in defaults judge the log, whatever this host's own configuration says.
+        Command::Replay(args) => return replay_command(args, cli.config.as_deref()),
         Command::CheckConfig { file } => return Ok(check_config(&file)),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tarpitctl", &mut io::stdout());
@@ -245,13 +252,7 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    if !args.events {
-        eprintln!(
-            "tarpitctl: replay without --events prints listing decisions, which need the policy engine; this build only has --events"
-        );
-        return Ok(ExitCode::from(2));
-    }
+fn replay_command(args: ReplayArgs, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let timezone = args
         .timezone
         .as_deref()
@@ -275,7 +276,19 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut err = io::stderr();
-    let summary = match replay::replay_events(&args.files, &options, &mut out, &mut err) {
+    let mut engine = None;
+    let result = if args.events {
+        replay::replay_events(&args.files, &options, &mut out, &mut err)
+    } else {
+        let section = match config {
+            Some(path) => load_policy_section(path)?,
+            None => PolicySection::default(),
+        };
+        // Replays judge someone else's log: this host's own addresses play no part.
+        let engine = engine.insert(Engine::new(&section, Vec::new()));
+        replay::replay_decisions(&args.files, &options, engine, &mut out, &mut err)
+    };
+    let summary = match result {
         Ok(s) => s,
         // The reader went away (`| head`): not an error worth a message.
         Err(replay::ReplayError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -284,7 +297,22 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     drop(out);
-    let _ = writeln!(err, "{}", summary.line());
+    match &engine {
+        Some(engine) => {
+            let stats = engine.stats();
+            let _ = writeln!(
+                err,
+                "{} decisions={} allowed={} suppressed={}",
+                summary.line(),
+                stats.decisions,
+                stats.allowed,
+                stats.suppressed
+            );
+        }
+        None => {
+            let _ = writeln!(err, "{}", summary.line());
+        }
+    }
     Ok(if summary.failed_files.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -1,4 +1,5 @@
-//! `tarpitctl replay --events`: parse logs and print one JSON object per event.
+//! `tarpitctl replay`: parse logs and print one JSON object per event (`--events`), or drive the
+//! policy engine from the logs' own timestamps and print one JSON line per decision.
 //!
 //! Streams: one line is in memory at a time, so a log of any size replays in bounded memory.
 //! Touches no kernel state and needs no privileges. Lines that could not be used are counted by
@@ -17,6 +18,7 @@ use crate::event::{Event, EventClass, Mta};
 use crate::parse::clock::Clock;
 use crate::parse::rules::{RuleSet, RulesError};
 use crate::parse::{MtaChoice, Outcome, Parser};
+use crate::policy::engine::Engine;
 use crate::source::input::{self, OpenError};
 use crate::source::lines::LineReader;
 
@@ -132,6 +134,66 @@ pub fn replay_events(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Summary, ReplayError> {
+    replay_files(
+        files,
+        options,
+        false,
+        out,
+        err,
+        &mut |out, label, number, outcome| match outcome {
+            Outcome::Event(event) => write_event(out, label, number, &event).map(|()| true),
+            _ => Ok(false),
+        },
+    )
+}
+
+/// Replays `files` in order through `engine`, writing each decision as a JSON line to `out`
+/// (in log order, so the output is the same on every run) and problems with files to `err`.
+/// `Summary::events` counts events; the engine's own [`Engine::stats`] count the decisions.
+pub fn replay_decisions(
+    files: &[PathBuf],
+    options: &ReplayOptions,
+    engine: &mut Engine,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Summary, ReplayError> {
+    replay_files(
+        files,
+        options,
+        true,
+        out,
+        err,
+        &mut |out, _, _, outcome| match outcome {
+            Outcome::Event(event) => {
+                let decisions = engine.observe_event(&event);
+                for d in &decisions {
+                    out.write_all(d.json_line().as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(true)
+            }
+            Outcome::Delivered(delivery) => {
+                engine.observe_delivery(&delivery);
+                Ok(false)
+            }
+            _ => Ok(false),
+        },
+    )
+}
+
+/// What to do with each line's outcome: returns whether it counts as an event.
+type Sink<'a> = dyn FnMut(&mut dyn Write, &str, u64, Outcome) -> io::Result<bool> + 'a;
+
+/// `deliveries`: whether the parser reports our MTA's deliveries (the policy needs them; the
+/// events listing does not, and skipping them is cheaper).
+fn replay_files(
+    files: &[PathBuf],
+    options: &ReplayOptions,
+    deliveries: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    sink: &mut Sink<'_>,
+) -> Result<Summary, ReplayError> {
     let (postfix, exim) = load_rules(&options.extra_rules)?;
     let tz = options.timezone.clone().unwrap_or_else(TimeZone::system);
     let mut summary = Summary::default();
@@ -155,8 +217,8 @@ pub fn replay_events(
             options.mta,
             Clock::new(tz.clone(), reference),
         )
-        .with_deliveries(false);
-        if let Err(e) = replay_one(&parser, &label, opened.reader, out, &mut summary) {
+        .with_deliveries(deliveries);
+        if let Err(e) = replay_one(&parser, &label, opened.reader, out, sink, &mut summary) {
             match e {
                 FileError::Read(source, line) => {
                     let e = OpenError {
@@ -184,6 +246,7 @@ fn replay_one(
     label: &str,
     reader: Box<dyn io::Read + Send>,
     out: &mut dyn Write,
+    sink: &mut Sink<'_>,
     summary: &mut Summary,
 ) -> Result<(), FileError> {
     let mut lines = LineReader::new(reader);
@@ -192,12 +255,12 @@ fn replay_one(
         number += 1;
         summary.lines += 1;
         match parser.parse(line) {
-            Outcome::Event(event) => {
-                summary.events += 1;
-                write_event(out, label, number, &event).map_err(FileError::Write)?;
-            }
-            Outcome::NotAnEvent | Outcome::Delivered(_) => {}
             Outcome::Malformed(why) => *summary.skipped.entry(why.as_str()).or_default() += 1,
+            outcome => {
+                if sink(out, label, number, outcome).map_err(FileError::Write)? {
+                    summary.events += 1;
+                }
+            }
         }
     }
     Ok(())
