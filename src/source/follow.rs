@@ -19,7 +19,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
@@ -236,6 +236,8 @@ struct Tracked {
     /// Bytes read so far (the offset of the next read).
     read: u64,
     fingerprint: Fingerprint,
+    /// When the file was created: rotated files are read in this order.
+    born: Option<SystemTime>,
 }
 
 /// The marker inside the `io::Error` a [`Tracked`] read returns when its file was truncated.
@@ -251,6 +253,7 @@ impl Tracked {
             ino: meta.ino(),
             read: offset,
             fingerprint: Fingerprint::of(&[]),
+            born: born(meta),
         };
         t.fingerprint = Fingerprint::of(&t.head(offset)?);
         Ok(t)
@@ -283,6 +286,11 @@ impl Read for Tracked {
         }
         Ok(n)
     }
+}
+
+/// When the file was created (modified, where the file system does not record creation).
+fn born(meta: &Metadata) -> Option<SystemTime> {
+    meta.created().or_else(|_| meta.modified()).ok()
 }
 
 fn is_truncated(e: &io::Error) -> bool {
@@ -419,11 +427,24 @@ impl Follower {
             let position = Position::File(cur.position());
             out.push(Line { bytes, position });
         }
-        tracing::info!(path = %self.path.display(), "finished the rotated log; reading the new one");
+        let finished = cur.reader.get_ref().born;
         self.current = None;
         self.rotated_since = None;
-        self.open_path();
+        self.advance(finished);
         true
+    }
+
+    /// Moves on from a finished rotated file born at `finished`: to the next rotated file when
+    /// the log was rotated more than once since (the follower fell behind, or was stopped), else
+    /// to the file at the path.
+    fn advance(&mut self, finished: Option<SystemTime>) {
+        if let Some((name, tracked)) = finished.and_then(|born| next_rotated(&self.path, born)) {
+            tracing::info!(path = %self.path.display(), next = %name.display(), "finished a rotated log; reading the next rotated one");
+            self.current = Some(Reading::new(tracked, true));
+            return;
+        }
+        tracing::info!(path = %self.path.display(), "finished the rotated log; reading the new one");
+        self.open_path();
     }
 
     fn rotation_is_quiet(&mut self) -> bool {
@@ -441,7 +462,7 @@ impl Follower {
         tracing::info!(path = %self.path.display(), offset = pos.offset, "the log was truncated (copytruncate rotation)");
         if cur.leftover {
             // A rotated file truncated under us: nothing more to finish there.
-            self.open_path();
+            self.advance(cur.reader.get_ref().born);
             return;
         }
         match find_rotated(&self.path, &pos) {
@@ -558,15 +579,7 @@ fn find_rotated(path: &Path, pos: &FilePosition) -> Option<(PathBuf, Tracked)> {
             let tracked = Tracked::open(file, &meta, pos.offset).ok()?;
             return Some((candidate, tracked));
         }
-        let name = entry.file_name();
-        let name = name.as_encoded_bytes();
-        let rotated_name = name.len() > base.len()
-            && name.starts_with(&base)
-            && matches!(name[base.len()], b'.' | b'-')
-            && ![&b".gz"[..], b".xz", b".bz2", b".zst", b".lz4"]
-                .iter()
-                .any(|ext| name.ends_with(ext));
-        if rotated_name {
+        if is_rotated_name(&base, &entry.file_name()) {
             let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
             by_name.push((modified, candidate, file, meta));
         }
@@ -574,5 +587,36 @@ fn find_rotated(path: &Path, pos: &FilePosition) -> Option<(PathBuf, Tracked)> {
     // The most recently written copy is the latest rotation.
     let (_, name, file, meta) = by_name.into_iter().max_by_key(|(m, ..)| *m)?;
     let tracked = Tracked::open(file, &meta, pos.offset).ok()?;
+    Some((name, tracked))
+}
+
+/// Whether `name` is one of the names logrotate gives the log `base` when rotating it
+/// (`mail.log.1`, `mail.log-20261204`), compressed ones excepted.
+fn is_rotated_name(base: &[u8], name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.len() > base.len() + 1
+        && name.starts_with(base)
+        && matches!(name[base.len()], b'.' | b'-')
+        && name[base.len() + 1].is_ascii_digit()
+        && ![&b".gz"[..], b".xz", b".bz2", b".zst", b".lz4", b".Z"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+}
+
+/// The rotated file of the log at `path` born next after `after`, opened at its start.
+fn next_rotated(path: &Path, after: SystemTime) -> Option<(PathBuf, Tracked)> {
+    let base = path.file_name()?.as_encoded_bytes().to_vec();
+    let (_, name, file, meta) = fs::read_dir(parent(path))
+        .ok()?
+        .flatten()
+        .filter(|entry| is_rotated_name(&base, &entry.file_name()))
+        .filter_map(|entry| {
+            let name = entry.path();
+            let (file, meta) = open(&name).ok()?;
+            let born = born(&meta).filter(|b| *b > after)?;
+            Some((born, name, file, meta))
+        })
+        .min_by_key(|(born, ..)| *born)?;
+    let tracked = Tracked::open(file, &meta, 0).ok()?;
     Some((name, tracked))
 }
