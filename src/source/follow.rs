@@ -28,6 +28,10 @@ use super::lines::LineReader;
 use super::position::{FilePosition, Fingerprint, Position, FINGERPRINT_BYTES};
 use super::Line;
 
+/// A batch stops growing once its lines hold this many bytes, so the channel's memory stays
+/// bounded (at most `channel_batches` times this, plus one line each) even with long lines.
+pub const BATCH_BYTES: usize = 1 << 20;
+
 /// How a [`FileSource`] reads.
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
@@ -38,7 +42,7 @@ pub struct FollowOptions {
     /// to a new file that is still empty. As soon as the new file has data the writer has moved
     /// on, and the old file is read to its end and left at once.
     pub rotate_grace: Duration,
-    /// The most lines in one batch.
+    /// The most lines in one batch (a batch also stops growing at [`BATCH_BYTES`]).
     pub batch_lines: usize,
     /// How many batches may wait in the channel before reading pauses.
     pub channel_batches: usize,
@@ -119,7 +123,7 @@ fn run(
     let mut follower = Follower::new(path, start, options.rotate_grace);
     loop {
         let mut batch = Vec::new();
-        follower.read(&mut batch, options.batch_lines.max(1));
+        follower.read(&mut batch, options.batch_lines.max(1), BATCH_BYTES);
         if !batch.is_empty() {
             if tx.blocking_send(batch).is_err() {
                 return;
@@ -361,10 +365,12 @@ impl Follower {
         f
     }
 
-    /// Appends to `out` the complete lines available now, at most `max`, each with the position
-    /// just after it. Returns with fewer (maybe none) when there is nothing more to read yet.
-    pub fn read(&mut self, out: &mut Vec<Line>, max: usize) {
-        while out.len() < max {
+    /// Appends to `out` the complete lines available now, each with the position just after
+    /// it, stopping at `max_lines` lines or once they hold `max_bytes`. Returns with fewer (maybe
+    /// none) when there is nothing more to read yet.
+    pub fn read(&mut self, out: &mut Vec<Line>, max_lines: usize, max_bytes: usize) {
+        let mut bytes: usize = out.iter().map(|l| l.bytes.len()).sum();
+        while out.len() < max_lines && bytes < max_bytes {
             let Some(cur) = self.current.as_mut() else {
                 self.open_path();
                 if self.current.is_none() {
@@ -374,9 +380,13 @@ impl Follower {
             };
             match cur.reader.next_complete_line() {
                 Ok(Some(line)) => {
-                    let bytes = line.to_vec();
+                    bytes += line.len();
+                    let line = line.to_vec();
                     let position = Position::File(cur.position());
-                    out.push(Line { bytes, position });
+                    out.push(Line {
+                        bytes: line,
+                        position,
+                    });
                     self.rotated_since = None;
                 }
                 Ok(None) => {
@@ -563,10 +573,19 @@ fn open(path: &Path) -> io::Result<(File, Metadata)> {
 /// Compressed files are not considered. Returns the file opened at the saved offset.
 fn find_rotated(path: &Path, pos: &FilePosition) -> Option<(PathBuf, Tracked)> {
     let base = path.file_name()?.as_encoded_bytes().to_vec();
-    let mut by_name: Vec<(std::time::SystemTime, PathBuf, File, Metadata)> = Vec::new();
+    let mut by_name: Vec<(SystemTime, PathBuf, File, Metadata)> = Vec::new();
     for entry in fs::read_dir(parent(path)).ok()?.flatten() {
         let candidate = entry.path();
         if candidate == path {
+            continue;
+        }
+        // Only the old file itself and the log's rotated names are opened, not the whole
+        // directory.
+        let Ok(meta) = fs::metadata(&candidate) else {
+            continue;
+        };
+        let same = (meta.dev(), meta.ino()) == (pos.dev, pos.ino);
+        if !same && !is_rotated_name(&base, &entry.file_name()) {
             continue;
         }
         let Ok((file, meta)) = open(&candidate) else {
@@ -575,14 +594,12 @@ fn find_rotated(path: &Path, pos: &FilePosition) -> Option<(PathBuf, Tracked)> {
         if !matches(&file, &meta, pos) {
             continue;
         }
-        if (meta.dev(), meta.ino()) == (pos.dev, pos.ino) {
+        if same {
             let tracked = Tracked::open(file, &meta, pos.offset).ok()?;
             return Some((candidate, tracked));
         }
-        if is_rotated_name(&base, &entry.file_name()) {
-            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-            by_name.push((modified, candidate, file, meta));
-        }
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        by_name.push((modified, candidate, file, meta));
     }
     // The most recently written copy is the latest rotation.
     let (_, name, file, meta) = by_name.into_iter().max_by_key(|(m, ..)| *m)?;
@@ -619,4 +636,107 @@ fn next_rotated(path: &Path, after: SystemTime) -> Option<(PathBuf, Tracked)> {
         .min_by_key(|(born, ..)| *born)?;
     let tracked = Tracked::open(file, &meta, 0).ok()?;
     Some((name, tracked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn texts(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+            .collect()
+    }
+
+    fn read_all(f: &mut Follower) -> Vec<String> {
+        let mut out = Vec::new();
+        f.read(&mut out, usize::MAX, usize::MAX);
+        texts(&out)
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn rotated_names_are_logrotates() {
+        let base = b"mail.log";
+        for yes in [
+            "mail.log.1",
+            "mail.log.0",
+            "mail.log-20261204",
+            "mail.log.12",
+        ] {
+            assert!(is_rotated_name(base, yes.as_ref()), "{yes}");
+        }
+        for no in [
+            "mail.log",
+            "mail.log.",
+            "mail.log.2.gz",
+            "mail.log-20261204.xz",
+            "mail.log.old",
+            "mail.err",
+            "mail.logger.1",
+        ] {
+            assert!(!is_rotated_name(base, no.as_ref()), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_truncation_without_copy_reads_the_new_contents_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        append(&path, "one\ntwo\n");
+        let mut f = Follower::new(path.clone(), None, Duration::ZERO);
+        assert_eq!(read_all(&mut f), ["one", "two"]);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&path, "three is longer than before\n");
+        assert_eq!(read_all(&mut f), ["three is longer than before"]);
+    }
+
+    #[test]
+    fn the_unterminated_end_of_a_rotated_file_is_handed_out_on_leaving_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        append(&path, "one\ntw");
+        let mut f = Follower::new(path.clone(), None, Duration::from_secs(3600));
+        assert_eq!(read_all(&mut f), ["one"]);
+        fs::rename(&path, dir.path().join("mail.log.1")).unwrap();
+        append(&path, "");
+        // The new file is empty and the grace is long: the old one may still be written.
+        assert!(read_all(&mut f).is_empty());
+        append(&path, "three\n");
+        let mut out = Vec::new();
+        f.read(&mut out, usize::MAX, usize::MAX);
+        assert_eq!(texts(&out), ["tw", "three"]);
+        let Position::File(end) = &out[1].position else {
+            panic!("{:?}", out[1].position);
+        };
+        assert_eq!(end.offset, 6);
+    }
+
+    #[test]
+    fn batches_stop_at_their_byte_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        append(&path, &"0123456789\n".repeat(10));
+        let mut f = Follower::new(path, None, Duration::ZERO);
+        let mut out = Vec::new();
+        f.read(&mut out, usize::MAX, 25);
+        assert_eq!(out.len(), 3);
+        f.read(&mut out, 5, usize::MAX);
+        assert_eq!(out.len(), 5);
+    }
 }
