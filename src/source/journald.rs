@@ -291,6 +291,7 @@ impl Entry {
             line.push(b']');
         }
         line.extend_from_slice(b": ");
+        let message = message.trim_ascii_end();
         line.extend(message.iter().map(|&b| match b {
             b'\n' | b'\r' => b' ',
             b => b,
@@ -328,7 +329,7 @@ mod tests {
     #[test]
     fn byte_messages_and_missing_fields_are_handled() {
         let entry: Entry = serde_json::from_str(
-            r#"{"__CURSOR":"s=1","_COMM":"exim4","MESSAGE":[98,97,100,32,255,10,120]}"#,
+            r#"{"__CURSOR":"s=1","_COMM":"exim4","MESSAGE":[98,97,100,32,255,10,120,10]}"#,
         )
         .unwrap();
         assert_eq!(entry.line().unwrap(), b"localhost exim4: bad \xff x");
