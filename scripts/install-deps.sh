@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   pkg-config libnftnl-dev libmnl-dev nftables iproute2 python3 swaks
+  systemd-journal-remote
 )
 
 missing=()

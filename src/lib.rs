@@ -2,7 +2,7 @@
 //!
 //! The crate's map, one stage per module, data flowing one way:
 //!
-//! - [`source`]: read log lines (files, gzip, stdin) in big buffers, one line at a time.
+//! - [`source`]: read log lines (files, gzip, stdin, followed live logs, the journal) with positions to resume from.
 //! - [`parse`]: turn a Postfix or Exim log line into a typed [`event::Event`], by rules kept as data.
 //! - [`control`]: the user-facing commands (`tarpitctl`) and the daemon's control socket.
 //! - [`stall`]: the listener that holds diverted SMTP connections open, one byte per interval.
