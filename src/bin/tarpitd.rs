@@ -1,20 +1,28 @@
-//! `tarpitd`: the daemon.
-use std::path::Path;
+//! `tarpitd`: the daemon. Flags and wiring only; the work is in `tarpit::daemon`.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use tarpit::config::Config;
 use tarpit::stall::{load_stall_section, Shutdown, Stall, StallConfig};
 
-/// The tarpit daemon.
+/// The tarpit daemon: follows the mail logs, lists MTAs that keep sending unwanted mail in an
+/// nftables set, and holds their SMTP connections stuck.
 #[derive(Debug, Parser)]
 #[command(name = "tarpitd", version, about)]
 struct Cli {
-    /// The configuration file.
+    /// The configuration file [default: /etc/tarpit/tarpit.yaml when it exists, else the
+    /// built-in defaults].
     #[arg(long, value_name = "FILE")]
-    config: Option<std::path::PathBuf>,
+    config: Option<PathBuf>,
 
-    /// Remove tarpit's nftables tables (`inet`, `ip` and `ip6` tables named `tarpit`) with
-    /// every listing in them, then exit. Other tables are not touched.
+    /// Check the configuration (and the rule files it names), say what is wrong, and exit.
+    #[arg(long)]
+    check_config: bool,
+
+    /// Remove tarpit's nftables tables (`inet`, `ip` and `ip6` tables named by
+    /// `netfilter.table`) with every listing in them, then exit. Other tables are not touched.
     #[arg(long)]
     teardown: bool,
 
@@ -24,22 +32,53 @@ struct Cli {
     stall_only: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    if cli.teardown {
-        let config = tarpit::netfilter::NetfilterConfig::default();
-        tarpit::netfilter::Driver::new(&config)?.teardown()?;
-        return Ok(());
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tarpitd: {e:#}");
+            ExitCode::from(1)
+        }
     }
+}
+
+/// Logs to standard error; under systemd (which stamps each line itself) without timestamps.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.stall_only {
         return run_stall_only(cli.config.as_deref());
     }
+    let loaded = Config::load(cli.config.as_deref())?;
+    if cli.check_config {
+        tarpit::daemon::load_rules(&loaded.config.rules)?;
+        let from = loaded.path.as_ref().map_or_else(
+            || "built-in defaults".to_owned(),
+            |p| p.display().to_string(),
+        );
+        println!("configuration ok ({from})");
+        return Ok(());
+    }
+    if cli.teardown {
+        tarpit::netfilter::Driver::new(&loaded.config.netfilter)?.teardown()?;
+        tracing::info!(table = %loaded.config.netfilter.table, "tables removed");
+        return Ok(());
+    }
+    tarpit::daemon::run(loaded)?;
     Ok(())
 }
 

@@ -176,6 +176,10 @@ pub fn replay_decisions(
                 engine.observe_delivery(&delivery);
                 Ok(false)
             }
+            Outcome::Sender { queue_id, sender } => {
+                engine.observe_sender(&queue_id, &sender);
+                Ok(false)
+            }
             _ => Ok(false),
         },
     )

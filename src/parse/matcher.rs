@@ -67,7 +67,7 @@ impl Rule {
         };
         if let Some(guard) = &self.guard {
             let Some(ip) = matched.head_ip() else {
-                return Attempt::No;
+                return Attempt::Yes(Box::new(matched));
             };
             let haystack = match guard.scope {
                 GuardScope::Line => body,

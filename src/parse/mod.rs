@@ -101,6 +101,14 @@ pub enum Outcome {
     Event(Box<Event>),
     /// A successful delivery by our MTA to a remote server.
     Delivered(Box<Delivery>),
+    /// The envelope sender of a message in our queue (only null senders, i.e. our bounces,
+    /// are reported), so that the delivery of a bounce allowlists nobody.
+    Sender {
+        /// The queue id (Postfix) or message id (Exim).
+        queue_id: String,
+        /// The sender (empty for `<>`).
+        sender: String,
+    },
     /// A well-formed line that is not an event (most lines).
     NotAnEvent,
     /// A line that could not be used; counted and skipped.
@@ -283,7 +291,7 @@ impl Parser {
         body: &[u8],
     ) -> Outcome {
         for rule in rules {
-            if !self.deliveries && rule.class == Verdict::Delivered {
+            if !self.deliveries && matches!(rule.class, Verdict::Delivered | Verdict::QueueSender) {
                 continue;
             }
             if !rule.prefilter(body) {
@@ -306,6 +314,15 @@ impl Parser {
         line: &[u8],
         stamp: Option<Stamp>,
     ) -> Outcome {
+        if m.rule().class == Verdict::QueueSender {
+            return match (m.get(Field::Queue), m.get(Field::Sender)) {
+                (Some(q), Some(s)) => Outcome::Sender {
+                    queue_id: lossy(q),
+                    sender: lossy(s),
+                },
+                _ => Outcome::NotAnEvent,
+            };
+        }
         let Some(ip) = m.get(Field::Ip).and_then(parse_ip) else {
             return Outcome::Malformed(Malformed::BadAddress);
         };
@@ -322,7 +339,7 @@ impl Parser {
         };
         let class = match verdict {
             Verdict::Class(class) => class,
-            Verdict::Ignore => return Outcome::NotAnEvent,
+            Verdict::Ignore | Verdict::QueueSender => return Outcome::NotAnEvent,
             Verdict::Delivered => {
                 return Outcome::Delivered(Box::new(Delivery {
                     time,

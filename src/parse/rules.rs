@@ -80,6 +80,9 @@ pub enum Verdict {
     Ignore,
     /// Not a rejection: our MTA delivered mail to this server.
     Delivered,
+    /// Not a rejection: the envelope sender of a message in our queue (to tell our own bounces
+    /// from other deliveries). Such a rule captures `queue` and `sender`, and no address.
+    QueueSender,
 }
 
 impl<'de> Deserialize<'de> for Verdict {
@@ -88,6 +91,7 @@ impl<'de> Deserialize<'de> for Verdict {
         match s.as_str() {
             "ignore" => return Ok(Verdict::Ignore),
             "delivered" => return Ok(Verdict::Delivered),
+            "queue-sender" => return Ok(Verdict::QueueSender),
             _ => {}
         }
         s.parse::<EventClass>()
@@ -368,9 +372,19 @@ impl RuleSet {
         for (i, field, _) in named(&regex)? {
             sources[field as usize].push(Source::Head(i));
         }
-        if !sources[Field::Ip as usize]
-            .iter()
-            .any(|s| matches!(s, Source::Head(_)))
+        let queue_sender = spec.class == Some(Verdict::QueueSender);
+        if queue_sender
+            && (sources[Field::Queue as usize].is_empty()
+                || sources[Field::Sender as usize].is_empty())
+        {
+            return Err(problem(
+                "a queue-sender rule must capture `queue` and `sender`".into(),
+            ));
+        }
+        if !queue_sender
+            && !sources[Field::Ip as usize]
+                .iter()
+                .any(|s| matches!(s, Source::Head(_)))
         {
             return Err(problem(
                 "the regex has no (?P<ip>...) group; every rule must take the client address from the MTA's client field".into(),

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use std::collections::VecDeque;
 
+use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -438,6 +439,57 @@ impl Engine {
             return self.list(idx, e, now, Why::Score);
         }
         Vec::new()
+    }
+
+    /// Restores what the state store remembers of an offender (at start, or on reload): its
+    /// latest offence number and when its latest listing ends, so that escalation and "already
+    /// listed" carry over a restart. Nets the engine does not count by (an operator's IPv4 CIDR)
+    /// are skipped.
+    pub fn restore(&mut self, net: IpNet, offence: u32, listed_until: OffsetDateTime) {
+        let offence = u16::try_from(offence).unwrap_or(u16::MAX);
+        let until = secs(listed_until);
+        let key = Key::of(net.network(), self.c.ipv6_prefix);
+        match net {
+            IpNet::V4(n) if n.prefix_len() != 32 => {}
+            IpNet::V6(n) if n.prefix_len() == 48 && self.c.ipv6_prefix > 48 => {
+                let w = self.wide.entry(key.widened(48).addr).or_default();
+                w.offence = w.offence.max(offence);
+                w.listed_until = w.listed_until.max(until);
+            }
+            IpNet::V6(n) if n.prefix_len() != self.c.ipv6_prefix => {}
+            _ => {
+                let idx = self.index_of(key);
+                let o = &mut self.slab[idx];
+                o.offence = o.offence.max(offence);
+                o.listed_until = o.listed_until.max(until);
+                o.last_event = o.last_event.max(secs(listed_until));
+            }
+        }
+    }
+
+    /// An operator ended the listing of `net` at `at` (`tarpitctl del`): it may be listed again
+    /// from now on; with `forget`, its next listing counts as the first offence.
+    pub fn unlisted(&mut self, net: IpNet, at: OffsetDateTime, forget: bool) {
+        let now = secs(at);
+        let key = Key::of(net.network(), self.c.ipv6_prefix);
+        if let Some(w) = self.wide.get_mut(&key.widened(48).addr) {
+            if net.prefix_len() <= 48 {
+                w.listed_until = w.listed_until.min(now);
+                w.members.clear();
+                if forget {
+                    w.offence = 0;
+                }
+            }
+        }
+        if let Some(&i) = self.index.get(&split(key.addr)) {
+            let o = &mut self.slab[i as usize];
+            o.listed_until = o.listed_until.min(now);
+            o.clear_window();
+            if forget {
+                o.offence = 0;
+                o.listed_until = 0;
+            }
+        }
     }
 
     /// Drops every stale offender record now (the daemon may call this from a timer; events
