@@ -15,6 +15,7 @@ pub mod core;
 pub mod handler;
 pub mod positions;
 pub mod reload;
+pub mod warmup;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -101,13 +102,33 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         SqliteStore::open(&config.state.path).map_err(|e| fail("opening the state store")(&e))?;
     let own = own_addresses();
     let mut engine = Engine::new(&config.policy_section(), own.clone());
+    let rules = load_rules(&config.rules)?;
+    let saved = store
+        .positions()
+        .map_err(|e| fail("reading source positions")(&e))?;
+    for source in &config.sources {
+        let resume = saved
+            .iter()
+            .find(|(s, _)| s.0 == source.key())
+            .and_then(|(_, p)| positions::from_store(p));
+        let (SourceConfig::File { path, .. }, Some(Position::File(at))) = (source, resume) else {
+            continue;
+        };
+        let parser = Parser::new(
+            rules.0.clone(),
+            rules.1.clone(),
+            source.mta(),
+            Clock::system_now(),
+        );
+        let n = warmup::warm_up(&mut engine, &parser, path, &at);
+        tracing::info!(path = %path.display(), lines = n, "counters rebuilt from the lines read before the restart");
+    }
     let offenders = store
         .offenders()
         .map_err(|e| fail("reading offender history")(&e))?;
     for o in &offenders {
         engine.restore(o.net, o.offences, o.last_listing_end);
     }
-    let rules = load_rules(&config.rules)?;
 
     // The kernel set holds exactly the store's active listings.
     let enforce = config.mode == Mode::Enforce;
@@ -171,9 +192,6 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     };
 
     // The core, and the sources that feed it.
-    let saved = store
-        .positions()
-        .map_err(|e| fail("reading source positions")(&e))?;
     let (tx, rx) = mpsc::channel::<Msg>(64);
     let mut sources = Vec::new();
     let mut starts = Vec::new();

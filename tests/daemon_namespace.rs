@@ -1,0 +1,302 @@
+//! `tarpitd --config FILE` for real, in a private network namespace it shares with nobody:
+//! a sender that crosses the threshold in a followed Postfix log is in the kernel set within
+//! moments; a restart (clean, and `kill -9`) keeps it and counts no line twice; an allowlisted
+//! client is never listed; `tarpitctl` sees and changes it all through the control socket.
+//!
+//! Needs root (network namespaces, nftables); skips with a reason otherwise.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A network namespace made for one test, deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Option<Netns> {
+        let name = format!("tarpit-d-{tag}-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+        let ns = Netns(name);
+        ns.run(&["ip", "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self
+            .command(args[0])
+            .args(&args[1..])
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The addresses in the listed_v4 set, per `nft -j` (an independent reading of the kernel).
+    fn listed_v4(&self) -> Vec<String> {
+        let out = self.run(&["nft", "-j", "list", "set", "inet", "tarpit", "listed_v4"]);
+        let Ok(v) = serde_json::from_str::<Value>(&out) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for item in v["nftables"].as_array().into_iter().flatten() {
+            for e in item["set"]["elem"].as_array().into_iter().flatten() {
+                if let Some(a) = e["elem"]["val"].as_str().or_else(|| e.as_str()) {
+                    found.push(a.to_owned());
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    ns: Netns,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Option<Setup> {
+        if !is_root() {
+            eprintln!("skipped: needs root for network namespaces and nftables");
+            return None;
+        }
+        let Some(ns) = Netns::new(tag) else {
+            eprintln!("skipped: cannot create a network namespace (ip netns add failed)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "sources:\n  - file: {log}\nstate: {{ path: {state} }}\ncontrol: {{ socket: {sock}, group: root }}\nstall: {{ listen: [\"[::]:2525\"] }}\npolicy: {{ threshold: 10, window: 10m }}\nban: {{ first: 5m, factor: 4 }}\n",
+            log = dir.path().join("mail.log").display(),
+            state = dir.path().join("state/state.db").display(),
+            sock = dir.path().join("control.sock").display(),
+        );
+        std::fs::write(dir.path().join("tarpit.yaml"), config).unwrap();
+        std::fs::write(dir.path().join("mail.log"), "").unwrap();
+        Some(Setup { dir, ns })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn start(&self) -> Child {
+        let child = self
+            .ns
+            .command(env!("CARGO_BIN_EXE_tarpitd"))
+            .arg("--config")
+            .arg(self.path("tarpit.yaml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.path("tarpitd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let sock = self.path("control.sock");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if sock.exists() && self.ctl(&["status", "--json"]).0 == 0 {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "tarpitd did not come up:\n{}",
+            std::fs::read_to_string(self.path("tarpitd.log")).unwrap_or_default()
+        );
+    }
+
+    fn ctl(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_tarpitctl"))
+            .arg("--socket")
+            .arg(self.path("control.sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn listings(&self) -> Vec<Value> {
+        let (_, out) = self.ctl(&["list", "--json"]);
+        serde_json::from_str::<Value>(&out)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Appends `n` relay rejections of `ip` (weight 5 each) to the followed log.
+    fn reject(&self, ip: &str, n: usize, tag: &str) {
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path("mail.log"))
+            .unwrap();
+        let now = jiff::ZonedDateTime::now()
+            .strftime("%b %e %H:%M:%S")
+            .to_string();
+        for i in 0..n {
+            writeln!(
+                log,
+                "{now} mx postfix/smtpd[42]: NOQUEUE: reject: RCPT from unknown[{ip}]: 554 5.7.1 <u{tag}{i}@example.net>: Relay access denied; from=<s@example.com> to=<u{tag}{i}@example.net> proto=ESMTP helo=<spam.example.com>"
+            )
+            .unwrap();
+        }
+    }
+
+    fn wait_listed(&self, ip: &str, within: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self.ns.listed_v4().iter().any(|a| a == ip) {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+}
+
+fn stop(mut child: Child, signal: i32) {
+    // SAFETY: kill on a pid we own; failure is harmless here.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let _ = child.wait();
+}
+
+fn only_listing_of<'a>(listings: &'a [Value], ip: &str) -> &'a Value {
+    let mine: Vec<&Value> = listings.iter().filter(|l| l["address"] == ip).collect();
+    assert_eq!(mine.len(), 1, "expected one listing of {ip}: {listings:?}");
+    mine[0]
+}
+
+#[test]
+fn a_sender_over_the_threshold_is_listed_and_a_restart_keeps_it() {
+    let Some(s) = Setup::new("list") else { return };
+    let daemon = s.start();
+    s.reject("198.51.100.7", 1, "a");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        s.ns.listed_v4().is_empty(),
+        "one rejection is under the threshold"
+    );
+    s.reject("198.51.100.7", 1, "b");
+    let took = s.wait_listed("198.51.100.7", Duration::from_secs(5));
+    assert!(
+        took.is_some(),
+        "not listed:\n{}",
+        std::fs::read_to_string(s.path("tarpitd.log")).unwrap()
+    );
+    eprintln!(
+        "listed {:?} after the deciding line was written",
+        took.unwrap()
+    );
+    let listing = only_listing_of(&s.listings(), "198.51.100.7").clone();
+    assert_eq!(listing["offences"], 1);
+    assert!(
+        listing["reason"].as_str().unwrap().contains("relay-denied"),
+        "{listing}"
+    );
+    assert_eq!(listing["evidence"].as_array().unwrap().len(), 2);
+
+    // A clean restart: the listing stays in the kernel and in the state, and the two lines
+    // already read are not read again.
+    stop(daemon, libc::SIGTERM);
+    assert!(
+        s.ns.listed_v4().iter().any(|a| a == "198.51.100.7"),
+        "the kernel set outlives the daemon"
+    );
+    let daemon = s.start();
+    let again = s.listings();
+    assert_eq!(
+        only_listing_of(&again, "198.51.100.7")["since"],
+        listing["since"]
+    );
+
+    // kill -9 mid-stream, with more lines written while it is down: still one listing of the
+    // first offender, and the new offender listed once after the restart.
+    s.reject("203.0.113.9", 1, "c");
+    std::thread::sleep(Duration::from_millis(300));
+    stop(daemon, libc::SIGKILL);
+    s.reject("203.0.113.9", 1, "d");
+    let daemon = s.start();
+    assert!(s
+        .wait_listed("203.0.113.9", Duration::from_secs(5))
+        .is_some());
+    let after = s.listings();
+    only_listing_of(&after, "198.51.100.7");
+    assert_eq!(only_listing_of(&after, "203.0.113.9")["offences"], 1);
+    let held = s.ns.listed_v4();
+    assert!(
+        held.contains(&"198.51.100.7".to_owned()) && held.contains(&"203.0.113.9".to_owned()),
+        "{held:?}"
+    );
+    stop(daemon, libc::SIGTERM);
+}
+
+#[test]
+fn an_allowlisted_client_is_never_listed_and_del_lets_a_host_out() {
+    let Some(s) = Setup::new("allow") else { return };
+    let daemon = s.start();
+    // 10.0.0.0/8 is in the default allowlist (private ranges).
+    s.reject("10.1.2.3", 10, "a");
+    s.reject("192.0.2.44", 2, "b");
+    assert!(s
+        .wait_listed("192.0.2.44", Duration::from_secs(5))
+        .is_some());
+    assert!(!s.ns.listed_v4().contains(&"10.1.2.3".to_owned()));
+    assert!(!s.listings().iter().any(|l| l["address"] == "10.1.2.3"));
+    let (code, _) = s.ctl(&["add", "10.1.2.3"]);
+    assert_eq!(code, 4, "adding an allowlisted host needs --force");
+
+    let (code, _) = s.ctl(&["del", "192.0.2.44"]);
+    assert_eq!(code, 0);
+    assert!(
+        !s.ns.listed_v4().contains(&"192.0.2.44".to_owned()),
+        "del removes it from the kernel at once"
+    );
+    assert!(!s.listings().iter().any(|l| l["address"] == "192.0.2.44"));
+    // Its next offence escalates: 5 min × 4.
+    s.reject("192.0.2.44", 2, "c");
+    assert!(s
+        .wait_listed("192.0.2.44", Duration::from_secs(5))
+        .is_some());
+    let l = only_listing_of(&s.listings(), "192.0.2.44").clone();
+    assert_eq!(l["offences"], 2, "{l}");
+    let (code, _) = s.ctl(&[
+        "add",
+        "198.51.100.200",
+        "--for",
+        "2h",
+        "--reason",
+        "seen by hand",
+    ]);
+    assert_eq!(code, 0);
+    assert!(s.ns.listed_v4().contains(&"198.51.100.200".to_owned()));
+    stop(daemon, libc::SIGTERM);
+}
