@@ -107,7 +107,7 @@ impl Setup {
     }
 
     fn start(&self) -> Child {
-        let child = self
+        let mut child = self
             .ns
             .command(env!("CARGO_BIN_EXE_tarpitd"))
             .arg("--config")
