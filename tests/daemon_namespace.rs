@@ -124,6 +124,8 @@ impl Setup {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "tarpitd did not come up:\n{}",
             std::fs::read_to_string(self.path("tarpitd.log")).unwrap_or_default()
