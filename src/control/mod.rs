@@ -23,3 +23,4 @@ pub mod peer;
 pub mod protocol;
 pub mod replay;
 pub mod server;
+pub mod views;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::address::Address;
-use super::protocol::{HostReport, Listing};
+use super::protocol::{AllowVerdict, HostReport, Listing};
 
 /// Read-only access to the daemon's state database.
 pub trait OfflineState {
@@ -39,6 +39,77 @@ pub type OpenOffline = fn(&Path) -> Result<Option<Box<dyn OfflineState>>, Offlin
 /// `tarpitctl list`/`show` report the daemon as unreachable (exit 3) rather than show anything
 /// made up.
 pub fn open_state_database(path: &Path) -> Result<Option<Box<dyn OfflineState>>, OfflineError> {
-    let _ = path;
-    Ok(None)
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = crate::state::SqliteStore::open_read_only(path).map_err(|e| OfflineError {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok(Some(Box::new(StoreReader {
+        path: path.to_owned(),
+        store,
+    })))
+}
+
+/// The state database read directly, while the daemon is down.
+struct StoreReader {
+    path: PathBuf,
+    store: crate::state::SqliteStore,
+}
+
+impl StoreReader {
+    fn fail(&self, e: impl std::fmt::Display) -> OfflineError {
+        OfflineError {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl OfflineState for StoreReader {
+    fn list(&self, expired: bool) -> Result<Vec<Listing>, OfflineError> {
+        use crate::state::store::Store;
+        let now = time::OffsetDateTime::now_utc();
+        let mut all = self.store.active(now).map_err(|e| self.fail(e))?;
+        if expired {
+            all.extend(self.store.expired(now, 10_000).map_err(|e| self.fail(e))?);
+        }
+        all.sort_by(|a, b| a.net.cmp(&b.net).then(a.since.cmp(&b.since)));
+        // Nobody has looked at the kernel set: not "enforced".
+        Ok(all
+            .iter()
+            .map(|l| Listing {
+                enforced: false,
+                ..crate::control::views::listing(l, now)
+            })
+            .collect())
+    }
+
+    fn show(&self, address: Address) -> Result<HostReport, OfflineError> {
+        use crate::state::store::Store;
+        let now = time::OffsetDateTime::now_utc();
+        let covering = self
+            .store
+            .covering(address.net().addr(), now)
+            .map_err(|e| self.fail(e))?;
+        let listings = self
+            .store
+            .listings_of(address.net(), 50)
+            .map_err(|e| self.fail(e))?;
+        Ok(HostReport {
+            address,
+            listing: covering.first().map(|l| Listing {
+                enforced: false,
+                ..crate::control::views::listing(l, now)
+            }),
+            history: crate::control::views::history(&listings),
+            allowlist: AllowVerdict {
+                allowed: false,
+                reason: Some(
+                    "unknown while the daemon is down (it needs the configuration and DNS)".into(),
+                ),
+            },
+        })
+    }
 }

@@ -13,9 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::control::address::Address;
 use crate::control::handler::ControlHandler;
 use crate::control::protocol::{
-    self, AddRequest, Added, AllowVerdict, ControlError, DaemonMode, Flushed, HostReport,
-    ListingSource, Offence, Reloaded, Removed, SourcePosition, SourceStatus, StallFigures, Stats,
-    Status, StatusCounts,
+    self, AddRequest, Added, AllowVerdict, ControlError, DaemonMode, Flushed, HostReport, Reloaded,
+    Removed, SourcePosition, SourceStatus, StallFigures, Stats, Status, StatusCounts,
 };
 use crate::event::EventClass;
 use crate::policy::config::Mode;
@@ -59,21 +58,7 @@ fn internal(e: impl std::fmt::Display) -> ControlError {
 }
 
 fn to_protocol(l: &Listing, now: OffsetDateTime) -> protocol::Listing {
-    let left = (l.until - now).whole_seconds().max(0).unsigned_abs();
-    protocol::Listing {
-        address: Address::from(l.net),
-        since: l.since,
-        until: l.until,
-        remaining_secs: if l.ended.is_some() { 0 } else { left },
-        offences: l.offence,
-        reason: l.reason.clone(),
-        evidence: l.evidence.lines().to_vec(),
-        enforced: l.enforced && l.ended.is_none() && left > 0,
-        source: match l.origin {
-            Origin::Policy => ListingSource::Policy,
-            Origin::Manual { .. } => ListingSource::Manual,
-        },
-    }
+    crate::control::views::listing(l, now)
 }
 
 /// The active listings that cover `address` (a host inside a listed /64 finds the /64).
@@ -167,22 +152,12 @@ impl ControlHandler for Handler {
             let listing = covering(core, address, now)?
                 .first()
                 .map(|l| to_protocol(l, now));
-            let mut history: Vec<Offence> = core
-                .store
-                .listings_of(address.net(), 50)
-                .map_err(internal)?
-                .iter()
-                .map(|l| Offence {
-                    at: l.since,
-                    duration_secs: (l.until - l.since).whole_seconds().max(0).unsigned_abs(),
-                    reason: l.reason.clone(),
-                    source: match l.origin {
-                        Origin::Policy => ListingSource::Policy,
-                        Origin::Manual { .. } => ListingSource::Manual,
-                    },
-                })
-                .collect();
-            history.sort_by_key(|o| o.at);
+            let history = crate::control::views::history(
+                &core
+                    .store
+                    .listings_of(address.net(), 50)
+                    .map_err(internal)?,
+            );
             let allowed = core.engine.allowed(address.net().addr(), now);
             Ok(HostReport {
                 address,
