@@ -56,13 +56,32 @@ async fn collect(source: &mut FileSource, count: usize, limit: Duration) -> Vec<
         match tokio::time::timeout(left, source.next_line()).await {
             Ok(Some(line)) => got.push(line),
             Ok(None) => panic!("the follower stopped after {} lines", got.len()),
-            Err(_) => panic!("only {} of {count} lines within {limit:?}", got.len()),
+            Err(_) => panic!(
+                "only {} of {count} lines within {limit:?}; got runs {}",
+                got.len(),
+                runs(&got)
+            ),
         }
         if got.len() % 500 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     got
+}
+
+/// The numbers received, as runs of consecutive ones: `0-4999 5000-9999`.
+fn runs(lines: &[Line]) -> String {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for n in lines.iter().map(number_of) {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out.iter()
+        .map(|(a, b)| format!("{a}-{b}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Asserts that `lines` are numbered `from`, `from + 1`, ... with nothing missing or repeated.

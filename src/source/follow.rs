@@ -32,6 +32,9 @@ use super::Line;
 /// bounded (at most `channel_batches` times this, plus one line each) even with long lines.
 pub const BATCH_BYTES: usize = 1 << 20;
 
+/// How far file times may lag the system clock (the kernel stamps files from a coarse clock).
+const CLOCK_MARGIN: Duration = Duration::from_millis(100);
+
 /// How a [`FileSource`] reads.
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
@@ -218,6 +221,9 @@ pub struct Follower {
     rotated_since: Option<Instant>,
     /// The last problem logged, so a lasting one is logged once.
     problem: Option<String>,
+    /// Since when the log has been missing: when it appears, rotations of it that happened in
+    /// the meantime (it was created and rotated before the follower looked) are read first.
+    missing_since: Option<SystemTime>,
 }
 
 /// One open file being read.
@@ -357,6 +363,7 @@ impl Follower {
             rotate_grace,
             rotated_since: None,
             problem: None,
+            missing_since: None,
         };
         match start {
             Some(pos) => f.resume(&pos),
@@ -492,15 +499,28 @@ impl Follower {
 
     /// Opens the file at the path from its start, if it exists.
     fn open_path(&mut self) {
+        // Taken before looking, so a file created just after the look is born after it; less a
+        // margin, because file times come from the kernel's coarse clock, a tick behind.
+        let looked = SystemTime::now() - CLOCK_MARGIN;
+        if let Some(since) = self.missing_since {
+            if let Some((name, tracked)) = next_rotated(&self.path, since) {
+                tracing::info!(path = %self.path.display(), rotated = %name.display(), "the log appeared and was rotated before it was read: reading the rotated file first");
+                self.missing_since = None;
+                self.current = Some(Reading::new(tracked, true));
+                return;
+            }
+        }
         match open(&self.path) {
             Ok((file, meta)) => match Tracked::open(file, &meta, 0) {
                 Ok(t) => {
                     self.current = Some(Reading::new(t, false));
                     self.problem = None;
+                    self.missing_since = None;
                 }
                 Err(e) => self.report(format!("cannot read: {e}")),
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.missing_since.get_or_insert(looked);
                 self.report("does not exist (yet); waiting for it".into());
             }
             Err(e) => self.report(format!("cannot open: {e}")),
@@ -725,6 +745,18 @@ mod tests {
             panic!("{:?}", out[1].position);
         };
         assert_eq!(end.offset, 6);
+    }
+
+    #[test]
+    fn a_log_created_and_rotated_before_the_first_look_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        let mut f = Follower::new(path.clone(), None, Duration::ZERO);
+        assert!(read_all(&mut f).is_empty());
+        append(&path, "one\n");
+        fs::rename(&path, dir.path().join("mail.log.1")).unwrap();
+        append(&path, "two\n");
+        assert_eq!(read_all(&mut f), ["one", "two"]);
     }
 
     #[test]
