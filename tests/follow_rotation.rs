@@ -252,6 +252,22 @@ async fn a_rename_rotation_while_stopped_finishes_the_old_file_first() {
 }
 
 #[tokio::test]
+async fn two_rotations_while_stopped_are_read_in_order() {
+    restart_resumes(
+        |path| {
+            write_range(path, 300..350);
+            fs::rename(path, path.with_extension("log.1")).unwrap();
+            write_range(path, 350..420);
+            fs::rename(path.with_extension("log.1"), path.with_extension("log.2")).unwrap();
+            fs::rename(path, path.with_extension("log.1")).unwrap();
+            write_range(path, 420..500);
+        },
+        500,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_old_file_under_any_name_is_found_by_its_inode() {
     restart_resumes(
         |path| {
