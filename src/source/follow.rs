@@ -122,7 +122,7 @@ fn run(
     options: FollowOptions,
     tx: mpsc::Sender<Vec<Line>>,
 ) {
-    let wake = Wake::new(&path, options.poll_only);
+    let mut wake = Wake::new(&path, options.poll_only);
     let mut follower = Follower::new(path, start, options.rotate_grace);
     loop {
         let mut batch = Vec::new();
@@ -140,43 +140,59 @@ fn run(
     }
 }
 
+/// How often a failed inotify watch is tried again (the log's directory may appear later, or
+/// watches be freed).
+const WATCH_RETRY: Duration = Duration::from_secs(30);
+
 /// Wakes the reading thread when something happens in the log's directory.
 struct Wake {
+    path: PathBuf,
+    tx: std_mpsc::SyncSender<()>,
     rx: std_mpsc::Receiver<()>,
-    /// Kept alive for as long as events are wanted.
-    _watcher: Option<notify::RecommendedWatcher>,
+    /// Kept alive for as long as events are wanted; none when polling.
+    watcher: Option<notify::RecommendedWatcher>,
+    poll_only: bool,
+    last_try: Instant,
 }
 
 impl Wake {
     fn new(path: &Path, poll_only: bool) -> Wake {
         let (tx, rx) = std_mpsc::sync_channel(1);
-        let watcher = if poll_only {
-            None
-        } else {
-            match watch(path, tx) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!(
-                        path = %path.display(),
-                        error = %e,
-                        "cannot watch the log with inotify; polling it instead"
-                    );
-                    None
-                }
-            }
-        };
-        Wake {
+        let mut wake = Wake {
+            path: path.to_owned(),
+            tx,
             rx,
-            _watcher: watcher,
+            watcher: None,
+            poll_only,
+            last_try: Instant::now(),
+        };
+        if !poll_only {
+            if let Err(e) = wake.try_watch() {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "cannot watch the log with inotify; polling it instead"
+                );
+            }
         }
+        wake
+    }
+
+    fn try_watch(&mut self) -> notify::Result<()> {
+        self.last_try = Instant::now();
+        self.watcher = Some(watch(&self.path, self.tx.clone())?);
+        Ok(())
     }
 
     /// Waits for an event or `timeout`, whichever comes first.
-    fn wait(&self, timeout: Duration) {
-        // A disconnected sender (watcher gone) just makes this a timer.
-        if let Err(std_mpsc::RecvTimeoutError::Disconnected) = self.rx.recv_timeout(timeout) {
-            std::thread::sleep(timeout);
+    fn wait(&mut self, timeout: Duration) {
+        let retry =
+            !self.poll_only && self.watcher.is_none() && self.last_try.elapsed() >= WATCH_RETRY;
+        if retry && self.try_watch().is_ok() {
+            tracing::info!(path = %self.path.display(), "watching the log with inotify now");
         }
+        // A timeout is the polling; an event wakes earlier.
+        let _ = self.rx.recv_timeout(timeout);
     }
 }
 
