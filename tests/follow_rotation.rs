@@ -56,13 +56,32 @@ async fn collect(source: &mut FileSource, count: usize, limit: Duration) -> Vec<
         match tokio::time::timeout(left, source.next_line()).await {
             Ok(Some(line)) => got.push(line),
             Ok(None) => panic!("the follower stopped after {} lines", got.len()),
-            Err(_) => panic!("only {} of {count} lines within {limit:?}", got.len()),
+            Err(_) => panic!(
+                "only {} of {count} lines within {limit:?}; got runs {}",
+                got.len(),
+                runs(&got)
+            ),
         }
         if got.len() % 500 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     got
+}
+
+/// The numbers received, as runs of consecutive ones: `0-4999 5000-9999`.
+fn runs(lines: &[Line]) -> String {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for n in lines.iter().map(number_of) {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out.iter()
+        .map(|(a, b)| format!("{a}-{b}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Asserts that `lines` are numbered `from`, `from + 1`, ... with nothing missing or repeated.
@@ -226,6 +245,22 @@ async fn a_rename_rotation_while_stopped_finishes_the_old_file_first() {
             write_range(path, 300..350);
             fs::rename(path, path.with_extension("log.1")).unwrap();
             write_range(path, 350..500);
+        },
+        500,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_rotations_while_stopped_are_read_in_order() {
+    restart_resumes(
+        |path| {
+            write_range(path, 300..350);
+            fs::rename(path, path.with_extension("log.1")).unwrap();
+            write_range(path, 350..420);
+            fs::rename(path.with_extension("log.1"), path.with_extension("log.2")).unwrap();
+            fs::rename(path, path.with_extension("log.1")).unwrap();
+            write_range(path, 420..500);
         },
         500,
     )

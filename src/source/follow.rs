@@ -32,6 +32,9 @@ use super::Line;
 /// bounded (at most `channel_batches` times this, plus one line each) even with long lines.
 pub const BATCH_BYTES: usize = 1 << 20;
 
+/// How far file times may lag the system clock (the kernel stamps files from a coarse clock).
+const CLOCK_MARGIN: Duration = Duration::from_millis(100);
+
 /// How a [`FileSource`] reads.
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
@@ -119,7 +122,7 @@ fn run(
     options: FollowOptions,
     tx: mpsc::Sender<Vec<Line>>,
 ) {
-    let wake = Wake::new(&path, options.poll_only);
+    let mut wake = Wake::new(&path, options.poll_only);
     let mut follower = Follower::new(path, start, options.rotate_grace);
     loop {
         let mut batch = Vec::new();
@@ -137,43 +140,59 @@ fn run(
     }
 }
 
+/// How often a failed inotify watch is tried again (the log's directory may appear later, or
+/// watches be freed).
+const WATCH_RETRY: Duration = Duration::from_secs(30);
+
 /// Wakes the reading thread when something happens in the log's directory.
 struct Wake {
+    path: PathBuf,
+    tx: std_mpsc::SyncSender<()>,
     rx: std_mpsc::Receiver<()>,
-    /// Kept alive for as long as events are wanted.
-    _watcher: Option<notify::RecommendedWatcher>,
+    /// Kept alive for as long as events are wanted; none when polling.
+    watcher: Option<notify::RecommendedWatcher>,
+    poll_only: bool,
+    last_try: Instant,
 }
 
 impl Wake {
     fn new(path: &Path, poll_only: bool) -> Wake {
         let (tx, rx) = std_mpsc::sync_channel(1);
-        let watcher = if poll_only {
-            None
-        } else {
-            match watch(path, tx) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!(
-                        path = %path.display(),
-                        error = %e,
-                        "cannot watch the log with inotify; polling it instead"
-                    );
-                    None
-                }
-            }
-        };
-        Wake {
+        let mut wake = Wake {
+            path: path.to_owned(),
+            tx,
             rx,
-            _watcher: watcher,
+            watcher: None,
+            poll_only,
+            last_try: Instant::now(),
+        };
+        if !poll_only {
+            if let Err(e) = wake.try_watch() {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "cannot watch the log with inotify; polling it instead"
+                );
+            }
         }
+        wake
+    }
+
+    fn try_watch(&mut self) -> notify::Result<()> {
+        self.last_try = Instant::now();
+        self.watcher = Some(watch(&self.path, self.tx.clone())?);
+        Ok(())
     }
 
     /// Waits for an event or `timeout`, whichever comes first.
-    fn wait(&self, timeout: Duration) {
-        // A disconnected sender (watcher gone) just makes this a timer.
-        if let Err(std_mpsc::RecvTimeoutError::Disconnected) = self.rx.recv_timeout(timeout) {
-            std::thread::sleep(timeout);
+    fn wait(&mut self, timeout: Duration) {
+        let retry =
+            !self.poll_only && self.watcher.is_none() && self.last_try.elapsed() >= WATCH_RETRY;
+        if retry && self.try_watch().is_ok() {
+            tracing::info!(path = %self.path.display(), "watching the log with inotify now");
         }
+        // A timeout is the polling; an event wakes earlier.
+        let _ = self.rx.recv_timeout(timeout);
     }
 }
 
@@ -218,6 +237,9 @@ pub struct Follower {
     rotated_since: Option<Instant>,
     /// The last problem logged, so a lasting one is logged once.
     problem: Option<String>,
+    /// Since when the log has been missing: when it appears, rotations of it that happened in
+    /// the meantime (it was created and rotated before the follower looked) are read first.
+    missing_since: Option<SystemTime>,
 }
 
 /// One open file being read.
@@ -357,6 +379,7 @@ impl Follower {
             rotate_grace,
             rotated_since: None,
             problem: None,
+            missing_since: None,
         };
         match start {
             Some(pos) => f.resume(&pos),
@@ -492,15 +515,28 @@ impl Follower {
 
     /// Opens the file at the path from its start, if it exists.
     fn open_path(&mut self) {
+        // Taken before looking, so a file created just after the look is born after it; less a
+        // margin, because file times come from the kernel's coarse clock, a tick behind.
+        let looked = SystemTime::now() - CLOCK_MARGIN;
+        if let Some(since) = self.missing_since {
+            if let Some((name, tracked)) = next_rotated(&self.path, since) {
+                tracing::info!(path = %self.path.display(), rotated = %name.display(), "the log appeared and was rotated before it was read: reading the rotated file first");
+                self.missing_since = None;
+                self.current = Some(Reading::new(tracked, true));
+                return;
+            }
+        }
         match open(&self.path) {
             Ok((file, meta)) => match Tracked::open(file, &meta, 0) {
                 Ok(t) => {
                     self.current = Some(Reading::new(t, false));
                     self.problem = None;
+                    self.missing_since = None;
                 }
                 Err(e) => self.report(format!("cannot read: {e}")),
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.missing_since.get_or_insert(looked);
                 self.report("does not exist (yet); waiting for it".into());
             }
             Err(e) => self.report(format!("cannot open: {e}")),
@@ -725,6 +761,18 @@ mod tests {
             panic!("{:?}", out[1].position);
         };
         assert_eq!(end.offset, 6);
+    }
+
+    #[test]
+    fn a_log_created_and_rotated_before_the_first_look_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        let mut f = Follower::new(path.clone(), None, Duration::ZERO);
+        assert!(read_all(&mut f).is_empty());
+        append(&path, "one\n");
+        fs::rename(&path, dir.path().join("mail.log.1")).unwrap();
+        append(&path, "two\n");
+        assert_eq!(read_all(&mut f), ["one", "two"]);
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! lines without an allocation per line. [`follow`] follows a live log file through rotations and
 //! restarts, [`journald`] reads the systemd journal; both hand out each raw [`Line`] with the
 //! [`position::Position`] just after it, which the daemon saves once it has processed the line.
-//! [`config`] is the `sources:` section of the configuration. Nothing here parses a line.
+//! [`config`] is the `sources:` section of the configuration and [`live`] starts a configured
+//! source. Nothing here parses a line.
 
 pub mod config;
 pub mod follow;
 pub mod input;
 pub mod journald;
 pub mod lines;
+pub mod live;
 pub mod position;
 
 /// One raw log line from a live source, and how far the source has read once it is processed.
