@@ -325,11 +325,13 @@ fn reply_strategy_answers_the_first_command_with_an_endless_451() {
 }
 
 /// The listener's resident memory in kB.
+/// The process's anonymous resident memory (heap and stacks): what it allocates, without the
+/// code pages of the binary that are read in as new paths run.
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("RssAnon:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
@@ -363,11 +365,12 @@ fn daemon(stall_yaml: &str) -> Daemon {
         .arg(&path)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = child.stdout.take().unwrap();
+    // tarpitd logs to standard error.
+    let out = child.stderr.take().unwrap();
     let mut lines = BufReader::new(out).lines();
     let addr = loop {
         let line = lines
