@@ -169,3 +169,38 @@ fn an_operator_rule_is_tried_first() {
     assert_eq!(exim[0]["rule"], "local-greylist");
     assert_eq!(exim[0]["class"], "policy-rejected");
 }
+
+#[test]
+fn a_log_of_many_chunks_replays_every_event_in_order_with_its_line_number() {
+    // Over 4 MiB, so the parallel replay splits it into several chunks.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.log");
+    let mut log = String::new();
+    let mut expected = Vec::new();
+    for n in 1..=60_000u64 {
+        if n % 997 == 0 {
+            expected.push(n);
+            log.push_str(&format!("Dec  4 10:00:00 mx postfix/smtpd[1]: too many errors after RCPT from unknown[192.0.2.{}]\n", n % 250 + 1));
+        } else {
+            log.push_str(&format!("Dec  4 10:00:00 mx postfix/smtpd[1]: connect from mail{n}.example.com[198.51.100.{}] padding padding padding padding\n", n % 250 + 1));
+        }
+    }
+    assert!(log.len() > 4 << 20);
+    std::fs::write(&path, log).unwrap();
+    let out = tarpitctl()
+        .args(["replay", "--events"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let ev = succeeded(&out);
+    let lines: Vec<u64> = ev.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, expected);
+    for (e, n) in ev.iter().zip(&expected) {
+        assert_eq!(e["ip"], format!("192.0.2.{}", n % 250 + 1));
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("lines=60000 events={} skipped=0", expected.len())),
+        "{err}"
+    );
+}

@@ -22,5 +22,6 @@ pub mod offline;
 pub mod peer;
 pub mod protocol;
 pub mod replay;
+pub mod replay_parallel;
 pub mod server;
 pub mod views;
