@@ -33,7 +33,8 @@ if command -v fail2ban-regex >/dev/null && [ -f /etc/fail2ban/filter.d/postfix.c
   read -r f2b rss < <(secs fail2ban-regex -r --usedns=no "$f" /etc/fail2ban/filter.d/postfix.conf)
   echo "fail2ban-regex postfix: ${f2b} s ($(rate "$lines" "$bytes" "$f2b")), peak RSS ${rss} KiB"
   read -r ours _ < <(secs ./target/release/tarpitctl replay --events --mta postfix "$f")
-  python3 -c "import sys; a,b=map(float,sys.argv[1:]); print(f'ratio fail2ban-regex / tarpitctl replay (same file, same run): {a/b:.0f}x')" "$f2b" "$ours"
+  parse=$(./target/release/examples/parse_file "$f" 3 | sed -n 's/.*best of 3: \([0-9.]*\) s.*/\1/p')
+  python3 -c "import sys; a,b,c=map(float,sys.argv[1:]); print(f'ratio to fail2ban-regex (same file, same run): whole process {a/b:.0f}x (tarpitctl replay --events, all cores); parser alone, one thread {a/c:.0f}x')" "$f2b" "$ours" "$parse"
 else
   echo "fail2ban-regex not installed (apt-get install fail2ban): no comparison"
 fi
