@@ -107,9 +107,21 @@ impl Setup {
     }
 
     fn start(&self) -> Child {
-        let mut child = self
-            .ns
-            .command(env!("CARGO_BIN_EXE_tarpitd"))
+        self.start_with(&[])
+    }
+
+    /// Starts the daemon in the namespace; `prefix` runs before it (e.g. a mount namespace
+    /// with a tiny file system for the state).
+    fn start_with(&self, prefix: &[&str]) -> Child {
+        let mut command = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = self.ns.command(first);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_tarpitd"));
+                c
+            }
+            None => self.ns.command(env!("CARGO_BIN_EXE_tarpitd")),
+        };
+        let mut child = command
             .arg("--config")
             .arg(self.path("tarpit.yaml"))
             .stdout(Stdio::null())
@@ -300,5 +312,92 @@ fn an_allowlisted_client_is_never_listed_and_del_lets_a_host_out() {
     ]);
     assert_eq!(code, 0);
     assert!(s.ns.listed_v4().contains(&"198.51.100.200".to_owned()));
+    stop(daemon, libc::SIGTERM);
+}
+
+#[test]
+fn a_full_disk_is_reported_and_the_daemon_keeps_enforcing() {
+    let Some(s) = Setup::new("full") else { return };
+    let state = s.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // The state lives on a 160 KiB file system in a mount namespace of the daemon's own.
+    let script = format!(
+        "mount -t tmpfs -o size=160k tmpfs {} && exec \"$0\" \"$@\"",
+        state.display()
+    );
+    let daemon = s.start_with(&["unshare", "-m", "sh", "-c", &script]);
+    // Listings with long evidence lines until the disk is full.
+    let long = "x".repeat(900);
+    let mut listed = 0;
+    for i in 1..=120u32 {
+        let ip = format!("203.0.113.{}", i % 250 + 1);
+        let ip = if i > 250 {
+            format!("198.51.100.{i}")
+        } else {
+            ip
+        };
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.path("mail.log"))
+            .unwrap();
+        let now = jiff::ZonedDateTime::now()
+            .strftime("%b %e %H:%M:%S")
+            .to_string();
+        for k in 0..2 {
+            writeln!(log, "{now} mx postfix/smtpd[42]: NOQUEUE: reject: RCPT from unknown[{ip}]: 554 5.7.1 <{long}{k}@example.net>: Relay access denied; from=<s@example.com> to=<u{k}@example.net> proto=ESMTP helo=<x>").unwrap();
+        }
+        drop(log);
+        if s.wait_listed(&ip, Duration::from_secs(3)).is_some() {
+            listed += 1;
+        }
+    }
+    let log = std::fs::read_to_string(s.path("tarpitd.log")).unwrap();
+    assert!(
+        log.contains("cannot commit state; still enforcing"),
+        "the full disk was not reported:\n{log}"
+    );
+    assert_eq!(
+        listed, 120,
+        "every offender reaches the kernel set, full disk or not"
+    );
+    stop(daemon, libc::SIGTERM);
+}
+
+#[test]
+fn a_bad_reload_keeps_the_old_configuration_and_a_good_one_applies() {
+    let Some(s) = Setup::new("reload") else {
+        return;
+    };
+    let daemon = s.start();
+    let good = std::fs::read_to_string(s.path("tarpit.yaml")).unwrap();
+    std::fs::write(
+        s.path("tarpit.yaml"),
+        format!("{good}policy: {{ treshold: 3 }}\n"),
+    )
+    .unwrap();
+    let (code, _) = s.ctl(&["reload"]);
+    assert_eq!(code, 1, "a broken configuration is refused");
+    // The old policy (threshold 10) is still in force: one relay rejection (5) lists nobody.
+    s.reject("192.0.2.80", 1, "a");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!s.ns.listed_v4().contains(&"192.0.2.80".to_owned()));
+    // A lower threshold applies at once.
+    std::fs::write(
+        s.path("tarpit.yaml"),
+        good.replace("threshold: 10", "threshold: 5"),
+    )
+    .unwrap();
+    // SIGHUP does what `tarpitctl reload` does.
+    // SAFETY: kill on a pid we own.
+    unsafe {
+        libc::kill(daemon.id() as i32, libc::SIGHUP);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    s.reject("192.0.2.81", 1, "b");
+    assert!(
+        s.wait_listed("192.0.2.81", Duration::from_secs(5))
+            .is_some(),
+        "the reloaded threshold applies"
+    );
     stop(daemon, libc::SIGTERM);
 }
