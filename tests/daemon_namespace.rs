@@ -401,3 +401,84 @@ fn a_bad_reload_keeps_the_old_configuration_and_a_good_one_applies() {
     );
     stop(daemon, libc::SIGTERM);
 }
+
+#[test]
+fn every_tarpitctl_command_works_against_the_running_daemon() {
+    let Some(s) = Setup::new("ctl") else { return };
+    let daemon = s.start();
+    let json = |args: &[&str]| -> (i32, Value) {
+        let (code, out) = s.ctl(args);
+        (code, serde_json::from_str(&out).unwrap_or(Value::Null))
+    };
+    let (code, status) = json(&["status", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(status["mode"], "enforce");
+    assert_eq!(status["table_present"], true);
+    assert_eq!(
+        status["sources"][0]["name"],
+        format!("file:{}", s.path("mail.log").display())
+    );
+
+    s.reject("198.51.100.9", 2, "a");
+    assert!(s
+        .wait_listed("198.51.100.9", Duration::from_secs(5))
+        .is_some());
+    let (code, show) = json(&["show", "198.51.100.9", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(show["listing"]["offences"], 1);
+    assert_eq!(show["listing"]["evidence"].as_array().unwrap().len(), 2);
+    assert_eq!(show["allowlist"]["allowed"], false);
+    let (code, _) = json(&["show", "192.0.2.250", "--json"]);
+    assert_eq!(code, 1, "a host that is not listed");
+
+    let (code, stats) = json(&["stats", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(stats["events_by_class"]["relay-denied"], 2);
+    assert_eq!(stats["listings_by_class"]["relay-denied"], 1);
+
+    // A manual /64 listing: a plain address inside it finds it.
+    let (code, _) = json(&["add", "2001:db8:5:6::/64", "--for", "1h", "--json"]);
+    assert_eq!(code, 0);
+    let (code, inside) = json(&["show", "2001:db8:5:6::77", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(inside["listing"]["address"], "2001:db8:5:6::/64");
+    assert_eq!(inside["listing"]["source"], "manual");
+
+    let (code, _) = json(&["del", "192.0.2.251"]);
+    assert_eq!(code, 1, "deleting what is not listed");
+    let (code, _) = s.ctl(&["flush"]);
+    assert_eq!(code, 2, "flush needs --yes");
+    let (code, flushed) = json(&["flush", "--yes", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(flushed["removed"], 2);
+    assert!(s.ns.listed_v4().is_empty());
+    assert_eq!(s.listings().len(), 0);
+    let (code, _) = json(&["reload", "--json"]);
+    assert_eq!(code, 0);
+
+    // --config reads the socket from the daemon's own configuration.
+    let out = Command::new(env!("CARGO_BIN_EXE_tarpitctl"))
+        .arg("--config")
+        .arg(s.path("tarpit.yaml"))
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    stop(daemon, libc::SIGTERM);
+    // With the daemon down, list reads the state database and changes are refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_tarpitctl"))
+        .arg("--config")
+        .arg(s.path("tarpit.yaml"))
+        .args(["list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = s.ctl(&["add", "192.0.2.9"]);
+    assert_eq!(code, 3, "daemon unreachable");
+}
