@@ -20,13 +20,14 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# Doc tests first, so that the run ends with the whole suite's summary.
 test: lint
+	$(CARGO) test --doc
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --lib --bins --tests --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --lib --bins --tests --no-fail-fast; \
 	fi
-	$(CARGO) test --doc
 
 bench: deps
 	scripts/bench-parse.sh
