@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  pkg-config libnftnl-dev libmnl-dev nftables iproute2 python3 swaks
+  pkg-config libnftnl-dev libmnl-dev nftables iproute2 python3 swaks help2man systemd
   systemd-journal-remote
 )
 
