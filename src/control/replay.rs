@@ -116,17 +116,7 @@ pub fn replay_events(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Summary, ReplayError> {
-    replay_files(
-        files,
-        options,
-        false,
-        out,
-        err,
-        &mut |out, label, number, outcome| match outcome {
-            Outcome::Event(event) => write_event(out, label, number, &event).map(|()| true),
-            _ => Ok(false),
-        },
-    )
+    replay_files(files, options, out, err, None)
 }
 
 /// Replays `files` in order through `engine`, writing each decision as a JSON line to `out`
@@ -142,10 +132,9 @@ pub fn replay_decisions(
     replay_files(
         files,
         options,
-        true,
         out,
         err,
-        &mut |out, _, _, outcome| match outcome {
+        Some(&mut |out, _, _, outcome| match outcome {
             Outcome::Event(event) => {
                 let decisions = engine.observe_event(&event);
                 for d in &decisions {
@@ -163,22 +152,22 @@ pub fn replay_decisions(
                 Ok(false)
             }
             _ => Ok(false),
-        },
+        }),
     )
 }
 
 /// What to do with each line's outcome: returns whether it counts as an event.
 type Sink<'a> = dyn FnMut(&mut dyn Write, &str, u64, Outcome) -> io::Result<bool> + 'a;
 
-/// `deliveries`: whether the parser reports our MTA's deliveries (the policy needs them; the
-/// events listing does not, and skipping them is cheaper).
+/// With a `sink` (the policy replay), each line's outcome goes to it in order, with deliveries
+/// parsed. Without one (the events listing), only events are wanted: lines are independent, so
+/// they are parsed on every core and written in order.
 fn replay_files(
     files: &[PathBuf],
     options: &ReplayOptions,
-    deliveries: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
-    sink: &mut Sink<'_>,
+    mut sink: Option<&mut Sink<'_>>,
 ) -> Result<Summary, ReplayError> {
     let (postfix, exim) = load_rules(&options.extra_rules)?;
     let tz = options.timezone.clone().unwrap_or_else(TimeZone::system);
@@ -203,12 +192,10 @@ fn replay_files(
             options.mta,
             Clock::new(tz.clone(), reference),
         )
-        .with_deliveries(deliveries);
-        let result = if deliveries {
+        .with_deliveries(sink.is_some());
+        let result = if let Some(sink) = sink.as_deref_mut() {
             replay_one(&parser, &label, opened.reader, out, sink, &mut summary)
         } else {
-            // Only the events listing runs without deliveries: its lines are independent, so
-            // they are parsed on every core, in order.
             super::replay_parallel::replay_events_parallel(
                 &parser,
                 &label,
