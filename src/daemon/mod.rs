@@ -118,7 +118,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
             rules.0.clone(),
             rules.1.clone(),
             source.mta(),
-            Clock::system_now(),
+            Clock::live(),
         );
         let n = warmup::warm_up(&mut engine, &parser, path, &at);
         tracing::info!(path = %path.display(), lines = n, "counters rebuilt from the lines read before the restart");
@@ -205,7 +205,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
             rules.0.clone(),
             rules.1.clone(),
             source.mta(),
-            Clock::system_now(),
+            Clock::live(),
         );
         sources.push(SourceState {
             id,

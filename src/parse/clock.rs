@@ -16,12 +16,16 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::header::Stamp;
 
-/// Resolves log stamps in one time zone against one reference instant.
+/// Resolves log stamps in one time zone against one reference instant (a fixed one for a
+/// replayed file, or the moving "now" for a followed log).
 #[derive(Debug)]
 pub struct Clock {
     tz: TimeZone,
     reference: Timestamp,
     reference_year: i16,
+    /// The reference is the current time at each resolution (a daemon runs for months: a
+    /// reference fixed at its start would put January's lines in the wrong year).
+    live: bool,
     /// The UTC offset of the last local hour resolved, packed as `hour key << 20 | offset + 2^19`
     /// (0 = empty): consecutive lines are nearly always in the same hour, and the zone lookup is
     /// the dearest part of resolving a stamp. Only hours without a zone transition are kept.
@@ -30,7 +34,10 @@ pub struct Clock {
 
 impl Clone for Clock {
     fn clone(&self) -> Self {
-        Clock::new(self.tz.clone(), self.reference)
+        Clock {
+            live: self.live,
+            ..Clock::new(self.tz.clone(), self.reference)
+        }
     }
 }
 
@@ -44,6 +51,7 @@ impl Clock {
             tz,
             reference,
             reference_year,
+            live: false,
             last_hour: AtomicU64::new(0),
         }
     }
@@ -53,10 +61,30 @@ impl Clock {
         Clock::new(TimeZone::system(), Timestamp::now())
     }
 
+    /// The system's time zone, with the current time as the reference at every line: for logs
+    /// followed as they are written.
+    pub fn live() -> Self {
+        Clock {
+            live: true,
+            ..Clock::system_now()
+        }
+    }
+
+    /// The reference instant and its year.
+    fn reference_now(&self) -> (Timestamp, i16) {
+        if self.live {
+            let now = Timestamp::now();
+            (now, now.to_zoned_datetime(self.tz.clone()).year())
+        } else {
+            (self.reference, self.reference_year)
+        }
+    }
+
     /// The reference instant: used as the time of lines that carry none.
     pub fn reference(&self) -> OffsetDateTime {
-        let offset = self.tz.to_offset(self.reference).seconds();
-        to_offset_datetime(self.reference, offset).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        let (reference, _) = self.reference_now();
+        let offset = self.tz.to_offset(reference).seconds();
+        to_offset_datetime(reference, offset).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     /// The instant `stamp` names, or `None` when it names no real date (e.g. 31 February).
@@ -64,15 +92,13 @@ impl Clock {
         match stamp.year {
             Some(year) => self.resolve_in_year(stamp, year),
             None => {
-                let this_year = self.resolve_in_year(stamp, self.reference_year);
-                let limit = self
-                    .reference
-                    .checked_add(SignedDuration::from_hours(24))
-                    .ok()?;
+                let (reference, year) = self.reference_now();
+                let this_year = self.resolve_in_year(stamp, year);
+                let limit = reference.checked_add(SignedDuration::from_hours(24)).ok()?;
                 match this_year {
                     Some(t) if t.unix_timestamp() <= limit.as_second() => Some(t),
                     // Later than the reference (or 29 February of a common year): last year.
-                    _ => self.resolve_in_year(stamp, self.reference_year - 1),
+                    _ => self.resolve_in_year(stamp, year - 1),
                 }
             }
         }
@@ -287,6 +313,25 @@ mod tests {
             text(c.resolve(&back(3, 10)).unwrap()),
             "2026-10-25T03:10:00+01:00"
         );
+    }
+
+    #[test]
+    fn a_live_clock_takes_its_reference_at_each_line() {
+        let c = Clock::live();
+        let now = OffsetDateTime::now_utc().to_offset(c.reference().offset());
+        let stamp = Stamp {
+            year: None,
+            month: u8::from(now.month()) as i8,
+            day: now.day() as i8,
+            hour: now.hour() as i8,
+            minute: now.minute() as i8,
+            second: now.second() as i8,
+            nanos: 0,
+            offset: None,
+        };
+        let t = c.resolve(&stamp).unwrap();
+        assert_eq!(t.year(), now.year());
+        assert!((t - now).whole_seconds().abs() <= 2);
     }
 
     #[test]
