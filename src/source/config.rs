@@ -80,8 +80,27 @@ impl fmt::Display for SourceConfig {
     }
 }
 
-/// The sources used when the configuration names none: Debian's mail log, either MTA.
+/// The MTAs' systemd units, for a system that logs to the journal only.
+pub const DEFAULT_UNITS: [&str; 3] = ["postfix@-.service", "postfix.service", "exim4.service"];
+
+/// The sources used when the configuration names none: the system's mail log, either MTA.
+/// That is `/var/log/mail.log` where a syslog daemon writes one; a Debian 12 or later without
+/// rsyslog keeps mail logs in the journal only, and there the MTAs' units are read from it.
 pub fn default_sources() -> Vec<SourceConfig> {
+    let journal_only = !std::path::Path::new(DEFAULT_MAIL_LOG).exists()
+        && ["/usr/bin/journalctl", "/bin/journalctl"]
+            .iter()
+            .any(|p| std::path::Path::new(p).exists())
+        && std::path::Path::new("/run/systemd/journal").exists();
+    if journal_only {
+        return vec![SourceConfig::Journald {
+            journald: JournaldConfig {
+                units: DEFAULT_UNITS.iter().map(|u| (*u).to_owned()).collect(),
+                directory: None,
+            },
+            mta: MtaChoice::Auto,
+        }];
+    }
     vec![SourceConfig::File {
         path: PathBuf::from(DEFAULT_MAIL_LOG),
         mta: MtaChoice::Auto,
@@ -200,7 +219,12 @@ mod tests {
             ]
         );
         assert_eq!(got[2].key(), "journald:postfix@-.service");
-        assert_eq!(default_sources()[0].key(), "file:/var/log/mail.log");
+        let default = default_sources()[0].key();
+        assert!(
+            default == "file:/var/log/mail.log"
+                || default.starts_with("journald:postfix@-.service"),
+            "{default}"
+        );
     }
 
     #[test]
