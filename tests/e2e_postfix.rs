@@ -1,0 +1,679 @@
+//! End to end with a real Postfix: Debian's `postfix` runs in a private network namespace `mx`
+//! from its own configuration directory and queue under a temp dir (the host's /etc/postfix is
+//! never read), logging to a file that `tarpitd` follows in the same namespace. Clients in their
+//! own namespaces (`spammer`, `stranger`, and the allowlisted `friend`) speak SMTP to it with
+//! `swaks`. Proves: a spammer that crosses the threshold is in the kernel set within a second of
+//! the deciding log line and `tarpitctl show` explains why; its next connection gets the stall
+//! listener's endless `220-` greeting and never reaches Postfix; a friend's mail is delivered to
+//! the mailbox meanwhile; a spam-trap hit lists at once; `tarpitctl del` lets the spammer reach
+//! Postfix again.
+//!
+//! Needs root (namespaces, nftables), `swaks`, `python3` and Postfix, which it installs with
+//! `tests/e2e/install-postfix.sh` when missing; skips with a reason when any of that fails.
+//! Never touches the host's network, ruleset or mail system: every address is in 198.51.100.0/24
+//! and every interface lives in a namespace this test creates and deletes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DOMAIN: &str = "example.test";
+const MX: &str = "198.51.100.1";
+const SPAMMER: &str = "198.51.100.10";
+const STRANGER: &str = "198.51.100.11";
+const FRIEND: &str = "198.51.100.20";
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
+}
+
+/// Runs `program args` bounded by `limit` (coreutils `timeout`), capturing its output.
+fn bounded(limit: Duration, program: &str, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .args(["-k", "2", &format!("{}", limit.as_secs_f64())])
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("timeout(1) runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Polls `check` every few milliseconds until it holds or `within` passes.
+fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    check()
+}
+
+/// The lab: namespaces, Postfix and `tarpitd`; everything stopped and deleted when dropped,
+/// whether the test passed or not.
+struct Lab {
+    dir: tempfile::TempDir,
+    namespaces: Vec<String>,
+    postfix_started: bool,
+    daemon: Option<Child>,
+}
+
+impl Lab {
+    fn ns(&self, role: &str) -> String {
+        format!("tarpit-e2e-{role}-{}", std::process::id())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs a command in the namespace of `role`, bounded by `limit`.
+    fn exec(&self, role: &str, limit: Duration, args: &[&str]) -> Output {
+        let ns = self.ns(role);
+        let mut all = vec!["netns", "exec", ns.as_str()];
+        all.extend_from_slice(args);
+        bounded(limit, "ip", &all)
+    }
+
+    fn must(&self, role: &str, args: &[&str]) {
+        let out = self.exec(role, Duration::from_secs(10), args);
+        assert!(out.status.success(), "{args:?} in {role}: {}", text(&out));
+    }
+
+    /// Creates the namespaces: a bridge in `mx` carrying the MX's address, and one veth pair
+    /// from each client namespace into it.
+    fn new() -> Option<Lab> {
+        if !is_root() {
+            eprintln!("skipped: needs root for network namespaces, nftables and Postfix");
+            return None;
+        }
+        for tool in ["ip", "nft", "swaks", "python3", "timeout"] {
+            if !have(tool) {
+                eprintln!("skipped: {tool} is not installed (scripts/install-deps.sh installs it)");
+                return None;
+            }
+        }
+        let install = bounded(
+            Duration::from_secs(300),
+            "bash",
+            &[e2e_dir().join("install-postfix.sh").to_str().unwrap()],
+        );
+        if !install.status.success() {
+            eprintln!(
+                "skipped: Postfix is not available because {}",
+                String::from_utf8_lossy(&install.stderr).trim()
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // Postfix's unprivileged daemons and the virtual delivery agent (as nobody) work under it.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let mut lab = Lab {
+            dir,
+            namespaces: Vec::new(),
+            postfix_started: false,
+            daemon: None,
+        };
+        for role in ["mx", "spammer", "stranger", "friend"] {
+            let name = lab.ns(role);
+            let ok = bounded(Duration::from_secs(10), "ip", &["netns", "add", &name]);
+            if !ok.status.success() {
+                eprintln!(
+                    "skipped: cannot create a network namespace: {}",
+                    String::from_utf8_lossy(&ok.stderr).trim()
+                );
+                return None;
+            }
+            lab.namespaces.push(name);
+            lab.must(role, &["ip", "link", "set", "lo", "up"]);
+        }
+        lab.must("mx", &["ip", "link", "add", "br0", "type", "bridge"]);
+        lab.must(
+            "mx",
+            &["ip", "addr", "add", &format!("{MX}/24"), "dev", "br0"],
+        );
+        lab.must("mx", &["ip", "link", "set", "br0", "up"]);
+        let mx = lab.ns("mx");
+        for (role, address) in [
+            ("spammer", SPAMMER),
+            ("stranger", STRANGER),
+            ("friend", FRIEND),
+        ] {
+            let port = format!("p-{role}");
+            lab.must(
+                role,
+                &[
+                    "ip", "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
+                    &mx,
+                ],
+            );
+            lab.must("mx", &["ip", "link", "set", &port, "master", "br0", "up"]);
+            lab.must(
+                role,
+                &["ip", "addr", "add", &format!("{address}/24"), "dev", "eth0"],
+            );
+            lab.must(role, &["ip", "link", "set", "eth0", "up"]);
+        }
+        Some(lab)
+    }
+
+    /// Writes Postfix's configuration, starts it in `mx` and waits for its banner.
+    fn start_postfix(&mut self) {
+        let d = self.dir.path().display().to_string();
+        for sub in ["etc", "spool", "data", "mail"] {
+            std::fs::create_dir_all(self.path(sub)).unwrap();
+        }
+        let chown = |user: &str, sub: &str| {
+            let p = self.path(sub);
+            let out = bounded(
+                Duration::from_secs(5),
+                "chown",
+                &[user, p.to_str().unwrap()],
+            );
+            assert!(out.status.success(), "{}", text(&out));
+        };
+        chown("postfix", "data");
+        chown("nobody", "mail");
+        let nobody = users_uid("nobody");
+        let main_cf = format!(
+            "compatibility_level = 3.6
+queue_directory = {d}/spool
+data_directory = {d}/data
+myhostname = mx.{DOMAIN}
+mydomain = {DOMAIN}
+myorigin = {DOMAIN}
+mydestination =
+inet_interfaces = {MX}
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+maillog_file = {d}/maillog
+maillog_file_prefixes = {d}
+smtpd_peername_lookup = no
+virtual_mailbox_domains = {DOMAIN}
+virtual_mailbox_base = {d}/mail
+virtual_mailbox_maps = texthash:{d}/etc/vmailbox
+virtual_uid_maps = static:{nobody}
+virtual_gid_maps = static:{nobody_gid}
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access texthash:{d}/etc/recipient_access, check_sender_access texthash:{d}/etc/sender_access
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+smtputf8_enable = no
+",
+            nobody_gid = users_gid("nobody"),
+        );
+        // chroot `n` everywhere: outside Debian's init script nothing fills a chroot.
+        let master_cf = "\
+smtp      inet  n       -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+";
+        let etc = self.path("etc");
+        std::fs::write(etc.join("main.cf"), main_cf).unwrap();
+        std::fs::write(etc.join("master.cf"), master_cf).unwrap();
+        std::fs::write(
+            etc.join("vmailbox"),
+            format!(
+                "alice@{DOMAIN} {DOMAIN}/alice/\nbob@{DOMAIN} {DOMAIN}/bob/\nlist-owner@{DOMAIN} {DOMAIN}/list-owner/\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("recipient_access"),
+            format!("trap@{DOMAIN} REJECT\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("sender_access"),
+            "spam.example REJECT rejected for being a spammer\n",
+        )
+        .unwrap();
+        let etc = etc.to_str().unwrap().to_owned();
+        let out = self.exec(
+            "mx",
+            Duration::from_secs(30),
+            &["postfix", "-c", &etc, "start"],
+        );
+        self.postfix_started = true;
+        assert!(out.status.success(), "postfix start: {}", text(&out));
+        let up = wait_until(Duration::from_secs(15), || {
+            self.greeting("friend", 25, Duration::from_secs(2))
+                .starts_with("220 ")
+        });
+        assert!(up, "Postfix did not answer:\n{}", self.maillog());
+    }
+
+    /// Writes tarpitd's configuration and starts it in `mx`, following Postfix's log.
+    fn start_tarpitd(&mut self) {
+        let config = format!(
+            "sources:\n  - file: {log}\n    mta: postfix\nstate: {{ path: {state} }}\ncontrol: {{ socket: {sock}, group: root }}\nnetfilter: {{ action: stall, ports: [25] }}\nstall: {{ listen: [\"[::]:2525\"], interval: 100ms }}\npolicy:\n  threshold: 10\n  window: 2m\n  traps: [\"trap@{DOMAIN}\"]\n  protected: [\"list-owner@{DOMAIN}\"]\n  allow: [\"{FRIEND}/32\"]\nban: {{ first: 5m, factor: 4 }}\n",
+            log = self.path("maillog").display(),
+            state = self.path("state/state.db").display(),
+            sock = self.path("control.sock").display(),
+        );
+        std::fs::write(self.path("tarpit.yaml"), config).unwrap();
+        let mx = self.ns("mx");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &mx, env!("CARGO_BIN_EXE_tarpitd")])
+            .arg("--config")
+            .arg(self.path("tarpit.yaml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.path("tarpitd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let up = wait_until(Duration::from_secs(20), || {
+            self.path("control.sock").exists() && self.ctl(&["status", "--json"]).0 == 0
+        });
+        assert!(up, "tarpitd did not come up:\n{}", self.daemon_log());
+    }
+
+    fn maillog(&self) -> String {
+        std::fs::read_to_string(self.path("maillog")).unwrap_or_default()
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.path("tarpitd.log")).unwrap_or_default()
+    }
+
+    fn ctl(&self, args: &[&str]) -> (i32, String) {
+        let sock = self.path("control.sock");
+        let mut all = vec!["--socket", sock.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = bounded(
+            Duration::from_secs(10),
+            env!("CARGO_BIN_EXE_tarpitctl"),
+            &all,
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Whether `address` is in the listed_v4 set, per `nft get element` in `mx` (the kernel's
+    /// own word, not the daemon's).
+    fn is_listed(&self, address: &str) -> bool {
+        let element = format!("{{ {address} }}");
+        self.exec(
+            "mx",
+            Duration::from_secs(5),
+            &[
+                "nft",
+                "get",
+                "element",
+                "inet",
+                "tarpit",
+                "listed_v4",
+                &element,
+            ],
+        )
+        .status
+        .success()
+    }
+
+    /// `swaks` from `role` to the MX; returns its transcript.
+    fn swaks(&self, role: &str, args: &[&str]) -> String {
+        let mut all = vec!["swaks", "--server", MX, "--timeout", "10"];
+        all.extend_from_slice(args);
+        let out = self.exec(role, Duration::from_secs(20), &all);
+        text(&out)
+    }
+
+    /// What `role` receives on connecting to the MX's `port` within `limit`, up to the first
+    /// final reply line.
+    fn greeting(&self, role: &str, port: u16, limit: Duration) -> String {
+        let script = e2e_dir().join("greeting.py");
+        let out = self.exec(
+            role,
+            limit + Duration::from_secs(5),
+            &[
+                "python3",
+                script.to_str().unwrap(),
+                MX,
+                &port.to_string(),
+                &format!("{}", limit.as_secs_f64()),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many connections from `address` Postfix's smtpd has logged.
+    fn connects_from(&self, address: &str) -> usize {
+        let needle = "postfix/smtpd[";
+        let tail = format!(": connect from unknown[{address}]");
+        self.maillog()
+            .lines()
+            .filter(|l| l.contains(needle) && l.ends_with(&tail))
+            .count()
+    }
+
+    /// The lines of Postfix's log that reject `address`.
+    fn rejections_of(&self, address: &str) -> Vec<String> {
+        let needle = format!("NOQUEUE: reject: RCPT from unknown[{address}]");
+        self.maillog()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn show(&self, address: &str) -> Value {
+        let (code, out) = self.ctl(&["show", address, "--json"]);
+        assert_eq!(code, 0, "tarpitctl show {address}: {out}");
+        serde_json::from_str(&out).unwrap()
+    }
+}
+
+fn id_of(flag: &str, user: &str) -> String {
+    let out = bounded(Duration::from_secs(5), "id", &[flag, user]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn users_uid(user: &str) -> String {
+    id_of("-u", user)
+}
+
+fn users_gid(user: &str) -> String {
+    id_of("-g", user)
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            // SAFETY: kill on a pid we spawned; failure is harmless here.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if self.postfix_started {
+            let etc = self.path("etc");
+            let _ = self.exec(
+                "mx",
+                Duration::from_secs(15),
+                &["postfix", "-c", etc.to_str().unwrap(), "stop"],
+            );
+        }
+        // Whatever still runs in our namespaces (Postfix's children, a stuck client) was
+        // started by this test: end it by pid before deleting the namespaces.
+        for ns in &self.namespaces {
+            let pids = bounded(Duration::from_secs(5), "ip", &["netns", "pids", ns]);
+            let pids = String::from_utf8_lossy(&pids.stdout).into_owned();
+            let pids: Vec<i32> = pids
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            let _ = wait_until(Duration::from_secs(5), || {
+                pids.iter().all(|&p| {
+                    // SAFETY: signal 0 only checks that the pid exists.
+                    unsafe { libc::kill(p, 0) != 0 }
+                })
+            });
+            for p in pids {
+                // SAFETY: kill on a pid that lives in a namespace this test created.
+                unsafe {
+                    libc::kill(p, libc::SIGKILL);
+                }
+            }
+        }
+        for ns in &self.namespaces {
+            let _ = bounded(Duration::from_secs(10), "ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+#[test]
+fn a_postfix_spammer_is_listed_and_stalled_while_a_friend_delivers() {
+    let Some(mut lab) = Lab::new() else { return };
+    lab.start_postfix();
+    lab.start_tarpitd();
+
+    // (1) Under the threshold first: two unknown users (2 each) and a relay attempt (5) = 9.
+    let t = lab.swaks(
+        "spammer",
+        &[
+            "-f",
+            "sales@bulk.example",
+            "--to",
+            &format!("ghost1@{DOMAIN},ghost2@{DOMAIN},victim@elsewhere.example"),
+            "--quit-after",
+            "RCPT",
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.rejections_of(SPAMMER).len()
+            == 3),
+        "Postfix did not reject the three recipients:\n{t}\n{}",
+        lab.maillog()
+    );
+    let all = lab.rejections_of(SPAMMER).join("\n");
+    assert!(
+        all.contains("User unknown in virtual mailbox table")
+            && all.contains("Relay access denied"),
+        "{all}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !lab.is_listed(SPAMMER),
+        "a score of 9 is under the threshold of 10:\n{}",
+        lab.daemon_log()
+    );
+
+    // The deciding line: a sender from the access table (2) takes it to 11.
+    let t = lab.swaks(
+        "spammer",
+        &[
+            "-f",
+            "promo@spam.example",
+            "--to",
+            &format!("alice@{DOMAIN}"),
+            "--quit-after",
+            "RCPT",
+        ],
+    );
+    assert!(t.contains("rejected for being a spammer"), "{t}");
+    let mut seen: Option<Instant> = None;
+    let mut listed: Option<Instant> = None;
+    wait_until(Duration::from_secs(5), || {
+        if seen.is_none() && lab.maillog().contains("rejected for being a spammer") {
+            seen = Some(Instant::now());
+        }
+        if listed.is_none() && lab.is_listed(SPAMMER) {
+            listed = Some(Instant::now());
+        }
+        seen.is_some() && listed.is_some()
+    });
+    let (Some(seen), Some(listed)) = (seen, listed) else {
+        panic!(
+            "spammer not listed (line seen: {seen:?}):\n{}\n{}",
+            lab.maillog(),
+            lab.daemon_log()
+        );
+    };
+    let lag = listed.saturating_duration_since(seen);
+    eprintln!("listed {lag:?} after the deciding line appeared in Postfix's log");
+    assert!(lag <= Duration::from_secs(1), "listed after {lag:?}");
+    let report = lab.show(SPAMMER);
+    let listing = &report["listing"];
+    let reason = listing["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("unknown-recipient")
+            && reason.contains("relay-denied")
+            && reason.contains("sender-rejected"),
+        "{listing}"
+    );
+    let evidence: Vec<&str> = listing["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(evidence.len(), 4, "{listing}");
+    for expected in [
+        "<ghost1@example.test>: Recipient address rejected: User unknown",
+        "Relay access denied",
+        "Sender address rejected: rejected for being a spammer",
+    ] {
+        assert!(
+            evidence.iter().any(|l| l.contains(expected)),
+            "no evidence line with {expected:?}: {evidence:?}"
+        );
+    }
+
+    // (2) Its next connection gets the trickling 220- greeting and no final reply; Postfix never
+    // sees it.
+    let before = lab.connects_from(SPAMMER);
+    let started = Instant::now();
+    let got = lab.greeting("spammer", 25, Duration::from_secs(6));
+    let held = started.elapsed();
+    assert!(got.starts_with("220-"), "no stall greeting: {got:?}");
+    assert!(
+        !got.split("\r\n")
+            .any(|l| l.len() >= 4 && l.as_bytes()[3] == b' '),
+        "the stall listener sent a final reply: {got:?}"
+    );
+    assert!(
+        held >= Duration::from_secs(6),
+        "the connection ended after {held:?}: {got:?}"
+    );
+    assert!(got.len() >= 10, "the greeting did not trickle: {got:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        lab.connects_from(SPAMMER),
+        before,
+        "Postfix saw the listed host's connection:\n{}",
+        lab.maillog()
+    );
+
+    // (3) The friend delivers meanwhile, and the message is in alice's mailbox.
+    let subject = format!("e2e-{}", std::process::id());
+    let t = lab.swaks(
+        "friend",
+        &[
+            "-f",
+            "friend@partner.example",
+            "--to",
+            &format!("alice@{DOMAIN}"),
+            "--header",
+            &format!("Subject: {subject}"),
+        ],
+    );
+    assert!(t.contains("250 2.0.0 Ok: queued as"), "{t}");
+    let mailbox = lab.path("mail").join(DOMAIN).join("alice/new");
+    let delivered = wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(&mailbox).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|m| m.contains(&subject)))
+        })
+    });
+    assert!(
+        delivered,
+        "the friend's message never arrived:\n{}",
+        lab.maillog()
+    );
+    assert!(!lab.is_listed(FRIEND));
+
+    // (4) One spam-trap hit from another client lists it at once.
+    let t = lab.swaks(
+        "stranger",
+        &[
+            "-f",
+            "news@letters.example",
+            "--to",
+            &format!("trap@{DOMAIN}"),
+            "--quit-after",
+            "RCPT",
+        ],
+    );
+    assert!(
+        t.contains("Recipient address rejected: Access denied"),
+        "{t}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), || lab.is_listed(STRANGER)),
+        "a trap hit did not list at once:\n{}",
+        lab.daemon_log()
+    );
+    let trap = lab.show(STRANGER);
+    assert!(
+        trap["listing"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("trap"),
+        "{trap}"
+    );
+
+    // (5) `tarpitctl del` lets the spammer reach Postfix again.
+    let (code, out) = lab.ctl(&["del", SPAMMER]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!lab.is_listed(SPAMMER));
+    let got = lab.greeting("spammer", 25, Duration::from_secs(5));
+    assert!(
+        got.starts_with(&format!("220 mx.{DOMAIN} ESMTP")),
+        "after del the spammer should meet Postfix: {got:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || lab.connects_from(SPAMMER)
+            == before + 1),
+        "Postfix did not log the connection after del:\n{}",
+        lab.maillog()
+    );
+}
