@@ -6,7 +6,9 @@
 //! the deciding log line and `tarpitctl show` explains why; its next connection gets the stall
 //! listener's endless `220-` greeting and never reaches Postfix; a friend's mail is delivered to
 //! the mailbox meanwhile; a spam-trap hit lists at once; `tarpitctl del` lets the spammer reach
-//! Postfix again.
+//! Postfix again. And, with a second Postfix in `spammer` as the sender (timers scaled down:
+//! `smtp_helo_timeout` 5 s, `daemon_timeout` 40 s, stall interval 2 s), that one delivery
+//! attempt stays stuck until the sender's watchdog ends it, far past its greeting timeout.
 //!
 //! Needs root (namespaces, nftables), `swaks`, `python3` and Postfix, which it installs with
 //! `tests/e2e/install-postfix.sh` when missing; skips with a reason when any of that fails.
@@ -24,6 +26,32 @@ const MX: &str = "198.51.100.1";
 const SPAMMER: &str = "198.51.100.10";
 const STRANGER: &str = "198.51.100.11";
 const FRIEND: &str = "198.51.100.20";
+
+/// The services of both Postfix instances, chroot `n` everywhere: outside Debian's init script
+/// nothing fills a chroot.
+const MASTER_CF: &str = "\
+smtp      inet  n       -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+";
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -79,13 +107,15 @@ fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
 struct Lab {
     dir: tempfile::TempDir,
     namespaces: Vec<String>,
-    postfix_started: bool,
+    tag: &'static str,
+    /// The Postfix instances started: (namespace role, configuration directory).
+    postfixes: Vec<(&'static str, PathBuf)>,
     daemon: Option<Child>,
 }
 
 impl Lab {
     fn ns(&self, role: &str) -> String {
-        format!("tarpit-e2e-{role}-{}", std::process::id())
+        format!("tarpit-e2e-{}{role}-{}", self.tag, std::process::id())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -107,7 +137,8 @@ impl Lab {
 
     /// Creates the namespaces: a bridge in `mx` carrying the MX's address, and one veth pair
     /// from each client namespace into it.
-    fn new() -> Option<Lab> {
+    /// `tag` tells apart the labs of tests running at once in one process.
+    fn new(tag: &'static str) -> Option<Lab> {
         if !is_root() {
             eprintln!("skipped: needs root for network namespaces, nftables and Postfix");
             return None;
@@ -140,7 +171,8 @@ impl Lab {
         let mut lab = Lab {
             dir,
             namespaces: Vec::new(),
-            postfix_started: false,
+            tag,
+            postfixes: Vec::new(),
             daemon: None,
         };
         for role in ["mx", "spammer", "stranger", "friend"] {
@@ -233,33 +265,9 @@ smtputf8_enable = no
 ",
             nobody_gid = users_gid("nobody"),
         );
-        // chroot `n` everywhere: outside Debian's init script nothing fills a chroot.
-        let master_cf = "\
-smtp      inet  n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-";
         let etc = self.path("etc");
         std::fs::write(etc.join("main.cf"), main_cf).unwrap();
-        std::fs::write(etc.join("master.cf"), master_cf).unwrap();
+        std::fs::write(etc.join("master.cf"), MASTER_CF).unwrap();
         std::fs::write(
             etc.join("vmailbox"),
             format!(
@@ -283,7 +291,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             Duration::from_secs(30),
             &["postfix", "-c", &etc, "start"],
         );
-        self.postfix_started = true;
+        self.postfixes.push(("mx", self.path("etc")));
         assert!(out.status.success(), "postfix start: {}", text(&out));
         let up = wait_until(Duration::from_secs(15), || {
             self.greeting("friend", 25, Duration::from_secs(2))
@@ -292,10 +300,77 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         assert!(up, "Postfix did not answer:\n{}", self.maillog());
     }
 
+    /// Starts a second Postfix in `spammer` that relays everything to the MX: the real sender
+    /// whose stuck time the stall listener is measured against. Its timers are scaled down
+    /// (`smtp_helo_timeout`, `daemon_timeout`) so that CI can see which of them ends an attempt.
+    /// It takes mail on 127.0.0.1:25 inside `spammer`.
+    fn start_sender_postfix(&mut self, helo_timeout: &str, daemon_timeout: &str) {
+        let base = self.path("sender");
+        for sub in ["etc", "spool", "data"] {
+            std::fs::create_dir_all(base.join(sub)).unwrap();
+        }
+        let data = base.join("data");
+        let out = bounded(
+            Duration::from_secs(5),
+            "chown",
+            &["postfix", data.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let d = base.display();
+        let main_cf = format!(
+            "compatibility_level = 3.6
+queue_directory = {d}/spool
+data_directory = {d}/data
+myhostname = sender.spam.example
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [{MX}]
+maillog_file = {d}/maillog
+maillog_file_prefixes = {d}
+smtpd_peername_lookup = no
+smtp_helo_timeout = {helo_timeout}
+daemon_timeout = {daemon_timeout}
+alias_maps =
+alias_database =
+biff = no
+smtputf8_enable = no
+"
+        );
+        let etc = base.join("etc");
+        std::fs::write(etc.join("main.cf"), main_cf).unwrap();
+        std::fs::write(etc.join("master.cf"), MASTER_CF).unwrap();
+        let out = self.exec(
+            "spammer",
+            Duration::from_secs(30),
+            &["postfix", "-c", etc.to_str().unwrap(), "start"],
+        );
+        self.postfixes.push(("spammer", etc));
+        assert!(out.status.success(), "sender postfix start: {}", text(&out));
+    }
+
+    /// Whether `spammer` has an established TCP connection to the MX's port 25.
+    fn spammer_connected(&self) -> bool {
+        let out = self.exec(
+            "spammer",
+            Duration::from_secs(5),
+            &[
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+                "dst",
+                &format!("{MX}:25"),
+            ],
+        );
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    }
+
     /// Writes tarpitd's configuration and starts it in `mx`, following Postfix's log.
-    fn start_tarpitd(&mut self) {
+    fn start_tarpitd(&mut self, interval: &str) {
         let config = format!(
-            "sources:\n  - file: {log}\n    mta: postfix\nstate: {{ path: {state} }}\ncontrol: {{ socket: {sock}, group: root }}\nnetfilter: {{ action: stall, ports: [25] }}\nstall: {{ listen: [\"[::]:2525\"], interval: 100ms }}\npolicy:\n  threshold: 10\n  window: 2m\n  traps: [\"trap@{DOMAIN}\"]\n  protected: [\"list-owner@{DOMAIN}\"]\n  allow: [\"{FRIEND}/32\"]\nban: {{ first: 5m, factor: 4 }}\n",
+            "sources:\n  - file: {log}\n    mta: postfix\nstate: {{ path: {state} }}\ncontrol: {{ socket: {sock}, group: root }}\nnetfilter: {{ action: stall, ports: [25] }}\nstall: {{ listen: [\"[::]:2525\"], interval: {interval} }}\npolicy:\n  threshold: 10\n  window: 2m\n  traps: [\"trap@{DOMAIN}\"]\n  protected: [\"list-owner@{DOMAIN}\"]\n  allow: [\"{FRIEND}/32\"]\nban: {{ first: 5m, factor: 4 }}\n",
             log = self.path("maillog").display(),
             state = self.path("state/state.db").display(),
             sock = self.path("control.sock").display(),
@@ -443,10 +518,9 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if self.postfix_started {
-            let etc = self.path("etc");
+        for (role, etc) in &self.postfixes {
             let _ = self.exec(
-                "mx",
+                role,
                 Duration::from_secs(15),
                 &["postfix", "-c", etc.to_str().unwrap(), "stop"],
             );
@@ -481,9 +555,9 @@ impl Drop for Lab {
 
 #[test]
 fn a_postfix_spammer_is_listed_and_stalled_while_a_friend_delivers() {
-    let Some(mut lab) = Lab::new() else { return };
+    let Some(mut lab) = Lab::new("") else { return };
     lab.start_postfix();
-    lab.start_tarpitd();
+    lab.start_tarpitd("100ms");
 
     // (1) Under the threshold first: two unknown users (2 each) and a relay attempt (5) = 9.
     let t = lab.swaks(
@@ -674,6 +748,71 @@ fn a_postfix_spammer_is_listed_and_stalled_while_a_friend_delivers() {
         wait_until(Duration::from_secs(3), || lab.connects_from(SPAMMER)
             == before + 1),
         "Postfix did not log the connection after del:\n{}",
+        lab.maillog()
+    );
+}
+
+#[test]
+fn a_real_postfix_sender_stays_stuck_until_its_watchdog_not_its_greeting_timeout() {
+    let Some(mut lab) = Lab::new("s") else { return };
+    lab.start_postfix();
+    // A trickle of one byte every 2 s against a sender whose greeting timeout is 5 s and whose
+    // watchdog ends any delivery after 40 s.
+    lab.start_tarpitd("2s");
+    let (code, out) = lab.ctl(&["add", SPAMMER, "--for", "10m", "--reason", "e2e sender"]);
+    assert_eq!(code, 0, "{out}");
+    lab.start_sender_postfix("5s", "40s");
+    let before = lab.connects_from(SPAMMER);
+    let injected = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", &lab.ns("spammer")])
+        .args(["swaks", "--server", "127.0.0.1", "--timeout", "10"])
+        .args([
+            "-f",
+            "bulk@spam.example",
+            "--to",
+            &format!("alice@{DOMAIN}"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let t = text(&injected);
+    let sender_log = || std::fs::read_to_string(lab.path("sender/maillog")).unwrap_or_default();
+    assert!(
+        t.contains("250 2.0.0 Ok: queued as"),
+        "the sender did not take the message: {t}\n{}",
+        sender_log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || lab.spammer_connected()),
+        "the sender never connected to the MX:\n{}",
+        sender_log()
+    );
+    let connected = Instant::now();
+    let ended = wait_until(Duration::from_secs(70), || !lab.spammer_connected());
+    let stuck = connected.elapsed();
+    let log = sender_log();
+    eprintln!("one delivery attempt of a Postfix sender (smtp_helo_timeout 5s, daemon_timeout 40s) stayed connected {stuck:?} to a 2 s trickle");
+    assert!(ended, "the attempt outlived the sender's watchdog:\n{log}");
+    assert!(
+        stuck >= Duration::from_secs(35),
+        "the attempt ended after {stuck:?}, before the watchdog:\n{log}"
+    );
+    assert!(
+        !log.contains("status=sent"),
+        "the message got through:\n{log}"
+    );
+    assert!(
+        log.contains("postfix/smtp[") && log.contains("fatal: watchdog timeout"),
+        "the sender's watchdog did not end the attempt:\n{log}"
+    );
+    assert!(
+        !log.contains("while receiving the initial server greeting"),
+        "the greeting timeout ended the attempt:\n{log}"
+    );
+    assert_eq!(
+        lab.connects_from(SPAMMER),
+        before,
+        "Postfix on the MX saw the listed sender:\n{}",
         lab.maillog()
     );
 }

@@ -4,6 +4,10 @@
 # reason on standard error when it cannot (not root, apt fails, a conflicting MTA is installed).
 set -euo pipefail
 
+# Tests running at once (nextest runs each in its own process) take turns; the first installs.
+exec 9>/run/lock/tarpit-e2e-install-postfix.lock
+flock -w 280 9
+
 if dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q 'install ok installed'; then
   exit 0
 fi
