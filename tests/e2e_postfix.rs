@@ -5,15 +5,17 @@
 //! `swaks`. Proves: a spammer that crosses the threshold is in the kernel set within a second of
 //! the deciding log line and `tarpitctl show` explains why; its next connection gets the stall
 //! listener's endless `220-` greeting and never reaches Postfix; a friend's mail is delivered to
-//! the mailbox meanwhile; a spam-trap hit lists at once; `tarpitctl del` lets the spammer reach
-//! Postfix again. And, with a second Postfix in `spammer` as the sender (timers scaled down:
+//! the mailbox meanwhile; a spam-trap hit lists at once, and so does, over IPv6, a rejection of
+//! mail for the protected `list-owner` address (the sender's /64, stalled too); `tarpitctl del`
+//! lets the spammer reach Postfix again. And, with a second Postfix in `spammer` as the sender (timers scaled down:
 //! `smtp_helo_timeout` 5 s, `daemon_timeout` 40 s, stall interval 2 s), that one delivery
 //! attempt stays stuck until the sender's watchdog ends it, far past its greeting timeout.
 //!
 //! Needs root (namespaces, nftables), `swaks`, `python3` and Postfix, which it installs with
 //! `tests/e2e/install-postfix.sh` when missing; skips with a reason when any of that fails.
 //! Never touches the host's network, ruleset or mail system: every address is in 198.51.100.0/24
-//! and every interface lives in a namespace this test creates and deletes.
+//! or 2001:db8:77::/64 and 2001:db8:78::/64 (`nodad`), and every interface lives in a namespace
+//! this test creates and deletes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -26,6 +28,10 @@ const MX: &str = "198.51.100.1";
 const SPAMMER: &str = "198.51.100.10";
 const STRANGER: &str = "198.51.100.11";
 const FRIEND: &str = "198.51.100.20";
+const MX6: &str = "2001:db8:77::1";
+/// The stranger's IPv6 address, in a /64 of its own (routed on the link) so that listing its /64
+/// does not cover the MX.
+const STRANGER6: &str = "2001:db8:78::11";
 
 /// The services of both Postfix instances, chroot `n` everywhere: outside Debian's init script
 /// nothing fills a chroot.
@@ -194,6 +200,23 @@ impl Lab {
             &["ip", "addr", "add", &format!("{MX}/24"), "dev", "br0"],
         );
         lab.must("mx", &["ip", "link", "set", "br0", "up"]);
+        lab.must(
+            "mx",
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{MX6}/64"),
+                "dev",
+                "br0",
+                "nodad",
+            ],
+        );
+        lab.must(
+            "mx",
+            &["ip", "-6", "route", "add", "2001:db8:78::/64", "dev", "br0"],
+        );
         let mx = lab.ns("mx");
         for (role, address) in [
             ("spammer", SPAMMER),
@@ -214,6 +237,25 @@ impl Lab {
                 &["ip", "addr", "add", &format!("{address}/24"), "dev", "eth0"],
             );
             lab.must(role, &["ip", "link", "set", "eth0", "up"]);
+            if role == "stranger" {
+                let v6 = format!("{STRANGER6}/64");
+                lab.must(
+                    role,
+                    &["ip", "-6", "addr", "add", &v6, "dev", "eth0", "nodad"],
+                );
+                lab.must(
+                    role,
+                    &[
+                        "ip",
+                        "-6",
+                        "route",
+                        "add",
+                        "2001:db8:77::/64",
+                        "dev",
+                        "eth0",
+                    ],
+                );
+            }
         }
         Some(lab)
     }
@@ -244,8 +286,8 @@ myhostname = mx.{DOMAIN}
 mydomain = {DOMAIN}
 myorigin = {DOMAIN}
 mydestination =
-inet_interfaces = {MX}
-inet_protocols = ipv4
+inet_interfaces = {MX}, [{MX6}]
+inet_protocols = all
 mynetworks = 127.0.0.0/8
 maillog_file = {d}/maillog
 maillog_file_prefixes = {d}
@@ -419,19 +461,16 @@ smtputf8_enable = no
     /// Whether `address` is in the listed_v4 set, per `nft get element` in `mx` (the kernel's
     /// own word, not the daemon's).
     fn is_listed(&self, address: &str) -> bool {
+        self.is_in("listed_v4", address)
+    }
+
+    /// Whether `address` is in (or inside a prefix in) the nft set `set` in `mx`.
+    fn is_in(&self, set: &str, address: &str) -> bool {
         let element = format!("{{ {address} }}");
         self.exec(
             "mx",
             Duration::from_secs(5),
-            &[
-                "nft",
-                "get",
-                "element",
-                "inet",
-                "tarpit",
-                "listed_v4",
-                &element,
-            ],
+            &["nft", "get", "element", "inet", "tarpit", set, &element],
         )
         .status
         .success()
@@ -439,7 +478,20 @@ smtputf8_enable = no
 
     /// `swaks` from `role` to the MX; returns its transcript.
     fn swaks(&self, role: &str, args: &[&str]) -> String {
-        let mut all = vec!["swaks", "--server", MX, "--timeout", "10"];
+        self.swaks_to(role, MX, args)
+    }
+
+    /// `swaks` from `role` to the MX's address `server`; returns its transcript.
+    fn swaks_to(&self, role: &str, server: &str, args: &[&str]) -> String {
+        let mut all = vec![
+            "swaks",
+            "--server",
+            server,
+            "--port",
+            "25",
+            "--timeout",
+            "10",
+        ];
         all.extend_from_slice(args);
         let out = self.exec(role, Duration::from_secs(20), &all);
         text(&out)
@@ -448,6 +500,11 @@ smtputf8_enable = no
     /// What `role` receives on connecting to the MX's `port` within `limit`, up to the first
     /// final reply line.
     fn greeting(&self, role: &str, port: u16, limit: Duration) -> String {
+        self.greeting_at(role, MX, port, limit)
+    }
+
+    /// [`Lab::greeting`] for the MX's address `host`.
+    fn greeting_at(&self, role: &str, host: &str, port: u16, limit: Duration) -> String {
         let script = e2e_dir().join("greeting.py");
         let out = self.exec(
             role,
@@ -455,7 +512,7 @@ smtputf8_enable = no
             &[
                 "python3",
                 script.to_str().unwrap(),
-                MX,
+                host,
                 &port.to_string(),
                 &format!("{}", limit.as_secs_f64()),
             ],
@@ -733,6 +790,39 @@ fn a_postfix_spammer_is_listed_and_stalled_while_a_friend_delivers() {
             .unwrap_or_default()
             .contains("trap"),
         "{trap}"
+    );
+
+    // (4b) Over IPv6, one rejection of mail for the protected list-owner address lists the
+    // sender's /64 at once, and its next IPv6 connection is stalled too.
+    let t = lab.swaks_to(
+        "stranger",
+        MX6,
+        &[
+            "-f",
+            "promo@spam.example",
+            "--to",
+            &format!("list-owner@{DOMAIN}"),
+            "--quit-after",
+            "RCPT",
+        ],
+    );
+    assert!(t.contains("rejected for being a spammer"), "{t}");
+    assert!(
+        wait_until(Duration::from_secs(1), || lab
+            .is_in("listed_v6_nets", STRANGER6)),
+        "a rejection for a protected address did not list the /64 at once:\n{}\n{}",
+        lab.maillog(),
+        lab.daemon_log()
+    );
+    let protected = lab.show(STRANGER6);
+    assert_eq!(
+        protected["listing"]["address"], "2001:db8:78::/64",
+        "{protected}"
+    );
+    let got = lab.greeting_at("stranger", MX6, 25, Duration::from_secs(3));
+    assert!(
+        got.starts_with("220-"),
+        "no stall greeting over IPv6: {got:?}"
     );
 
     // (5) `tarpitctl del` lets the spammer reach Postfix again.
