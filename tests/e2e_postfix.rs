@@ -7,9 +7,10 @@
 //! listener's endless `220-` greeting and never reaches Postfix; a friend's mail is delivered to
 //! the mailbox meanwhile; a spam-trap hit lists at once, and so does, over IPv6, a rejection of
 //! mail for the protected `list-owner` address (the sender's /64, stalled too); `tarpitctl del`
-//! lets the spammer reach Postfix again. And, with a second Postfix in `spammer` as the sender (timers scaled down:
-//! `smtp_helo_timeout` 5 s, `daemon_timeout` 40 s, stall interval 2 s), that one delivery
-//! attempt stays stuck until the sender's watchdog ends it, far past its greeting timeout.
+//! lets the spammer reach Postfix again. And, with a second Postfix in `spammer` as the sender
+//! (timers scaled down: `smtp_helo_timeout` 5 s, `daemon_timeout` 40 s, stall interval 2 s),
+//! that one delivery attempt stays stuck until the sender's watchdog ends it, far past its
+//! greeting timeout.
 //!
 //! Needs root (namespaces, nftables), `swaks`, `python3` and Postfix, which it installs with
 //! `tests/e2e/install-postfix.sh` when missing; skips with a reason when any of that fails.
@@ -412,7 +413,21 @@ smtputf8_enable = no
     /// Writes tarpitd's configuration and starts it in `mx`, following Postfix's log.
     fn start_tarpitd(&mut self, interval: &str) {
         let config = format!(
-            "sources:\n  - file: {log}\n    mta: postfix\nstate: {{ path: {state} }}\ncontrol: {{ socket: {sock}, group: root }}\nnetfilter: {{ action: stall, ports: [25] }}\nstall: {{ listen: [\"[::]:2525\"], interval: {interval} }}\npolicy:\n  threshold: 10\n  window: 2m\n  traps: [\"trap@{DOMAIN}\"]\n  protected: [\"list-owner@{DOMAIN}\"]\n  allow: [\"{FRIEND}/32\"]\nban: {{ first: 5m, factor: 4 }}\n",
+            r#"sources:
+  - file: {log}
+    mta: postfix
+state: {{ path: {state} }}
+control: {{ socket: {sock}, group: root }}
+netfilter: {{ action: stall, ports: [25] }}
+stall: {{ listen: ["[::]:2525"], interval: {interval} }}
+policy:
+  threshold: 10
+  window: 2m
+  traps: ["trap@{DOMAIN}"]
+  protected: ["list-owner@{DOMAIN}"]
+  allow: ["{FRIEND}/32"]
+ban: {{ first: 5m, factor: 4 }}
+"#,
             log = self.path("maillog").display(),
             state = self.path("state/state.db").display(),
             sock = self.path("control.sock").display(),
@@ -881,7 +896,10 @@ fn a_real_postfix_sender_stays_stuck_until_its_watchdog_not_its_greeting_timeout
     let ended = wait_until(Duration::from_secs(70), || !lab.spammer_connected());
     let stuck = connected.elapsed();
     let log = sender_log();
-    eprintln!("one delivery attempt of a Postfix sender (smtp_helo_timeout 5s, daemon_timeout 40s) stayed connected {stuck:?} to a 2 s trickle");
+    eprintln!(
+        "one delivery attempt of a Postfix sender (smtp_helo_timeout 5s, daemon_timeout 40s) \
+         stayed connected {stuck:?} to a 2 s trickle"
+    );
     assert!(ended, "the attempt outlived the sender's watchdog:\n{log}");
     assert!(
         stuck >= Duration::from_secs(35),
