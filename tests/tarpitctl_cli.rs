@@ -276,7 +276,12 @@ fn when_the_daemon_is_down_reads_say_unreachable_and_changes_refuse_with_3() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("none.sock");
     let socket = socket.to_str().unwrap();
-    let list = ctl(&["--socket", socket, "list"]);
+    // No state database either (the host's own must not matter to this test).
+    let config = write_config(
+        dir.path(),
+        &format!("state: {{ path: {}/none.db }}\n", dir.path().display()),
+    );
+    let list = ctl(&["--config", &config, "--socket", socket, "list"]);
     assert_eq!(code(&list), 3);
     assert!(
         stderr(&list).contains("daemon unreachable"),
@@ -334,7 +339,10 @@ fn config_and_socket_reach_the_same_daemon_and_socket_wins() {
     assert_eq!(code(&ctl(&add)), 0);
     assert_eq!(code(&on(&server, &["del", "192.0.2.45"])), 0);
     // --socket overrides the file's control.socket.
-    let elsewhere = write_config(dir.path(), "control: { socket: /nonexistent/c.sock }\n");
+    let elsewhere = write_config(
+        dir.path(),
+        "control: { socket: /nonexistent/c.sock }\nstate: { path: /nonexistent/state.db }\n",
+    );
     let o = ctl(&[
         "--config",
         &elsewhere,
