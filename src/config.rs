@@ -228,6 +228,19 @@ ban: { first: 1h, factor: 4, max: 28d, forget_after: 90d }
     }
 
     #[test]
+    fn the_sample_configurations_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let loaded = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!loaded.config.policy.traps.is_empty(), "{}", path.display());
+            n += 1;
+        }
+        assert!(n >= 2);
+    }
+
+    #[test]
     fn a_named_file_must_exist() {
         let err = Config::load(Some(Path::new("/nonexistent/tarpit.yaml"))).unwrap_err();
         assert!(
