@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "e2e/util.rs"]
+mod util;
+use util::{bounded, have, id_of, is_root, text, wait_until};
+
 const DOMAIN: &str = "example.test";
 const MX: &str = "198.51.100.1";
 const SPAMMER: &str = "198.51.100.10";
@@ -36,51 +40,6 @@ const STRANGER: &str = "198.51.100.11";
 const FRIEND: &str = "198.51.100.20";
 /// Where the unpacked libraries are, under the cache directory `fetch-exim.sh` prints.
 const LIBDIR: &str = "root/usr/lib/x86_64-linux-gnu";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs `program args` bounded by `limit` (coreutils `timeout`), capturing its output.
-fn bounded(limit: Duration, program: &str, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .args(["-k", "2", &format!("{}", limit.as_secs_f64())])
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("timeout(1) runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Polls `check` every few milliseconds until it holds or `within` passes.
-fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    check()
-}
 
 /// The lab: namespaces, Exim and `tarpitd`; everything stopped and deleted when dropped, whether
 /// the test passed or not.
@@ -465,12 +424,6 @@ ban: {{ first: 5m, factor: 4 }}
         assert_eq!(code, 0, "tarpitctl show {address}: {out}");
         serde_json::from_str(&out).unwrap()
     }
-}
-
-fn id_of(flag: &str, user: &str) -> String {
-    let out = bounded(Duration::from_secs(5), "id", &[flag, user]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 impl Drop for Lab {
