@@ -515,7 +515,11 @@ fn flush_ruleset_is_repaired_within_five_seconds() {
         run("nft", &["flush", "ruleset"]);
         let flushed = Instant::now();
         loop {
-            if d.check().unwrap() == Health::Intact && listed(&d).len() == 2 {
+            // The watcher counts a repair just after its batch lands, so wait for both.
+            if d.check().unwrap() == Health::Intact
+                && listed(&d).len() == 2
+                && watcher.repairs() >= 1
+            {
                 break;
             }
             assert!(
