@@ -204,3 +204,56 @@ fn a_log_of_many_chunks_replays_every_event_in_order_with_its_line_number() {
         "{err}"
     );
 }
+
+/// The README's example of an Exim rule file for site-specific ACL wording, as a user copies it.
+fn readme_exim_rule_file() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("# /etc/tarpit/local-exim.yaml")
+        .expect("the README shows an Exim rule file");
+    let block = &readme[start..];
+    let end = block.find("```").unwrap();
+    let indent = "   ";
+    block[..end]
+        .lines()
+        .skip(1)
+        .map(|l| l.strip_prefix(indent).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_readme_exim_rule_example_gives_its_wording_a_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("local-exim.yaml");
+    std::fs::write(&rules, readme_exim_rule_file()).unwrap();
+    let log = dir.path().join("mainlog");
+    let line = "2026-12-04 10:00:01 H=(spam.example) [192.0.2.9]:4711 F=<a@spam.example> rejected RCPT <nobody@example.org>: no mailbox here\n";
+    std::fs::write(&log, line).unwrap();
+
+    let without = succeeded(
+        &tarpitctl()
+            .args(["replay", "--events"])
+            .arg(&log)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        without[0]["class"], "policy-rejected",
+        "built in: unknown wording"
+    );
+
+    let out = tarpitctl()
+        .args(["replay", "--events", "--rules"])
+        .arg(&rules)
+        .arg(&log)
+        .output()
+        .unwrap();
+    let with = succeeded(&out);
+    assert_eq!(with.len(), 1);
+    assert_eq!(with[0]["rule"], "local-no-mailbox");
+    assert_eq!(with[0]["class"], "unknown-recipient");
+    assert_eq!(with[0]["ip"], "192.0.2.9");
+    assert_eq!(with[0]["recipient"], "nobody@example.org");
+}
