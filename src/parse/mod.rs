@@ -371,14 +371,26 @@ impl Parser {
 }
 
 /// The first condition whose every test matches decides; else the rule's own class.
+/// Each tested field is scanned once, by its set of patterns.
 fn classify(rule: &Rule, m: &Matched<'_, '_>) -> Verdict {
-    rule.classify
-        .conditions
+    let c = &rule.classify;
+    if c.conditions.is_empty() {
+        return rule.class;
+    }
+    let matched: Vec<Option<regex::bytes::SetMatches>> = c
+        .sets
+        .iter()
+        .map(|(field, set)| m.get(*field).map(|text| set.matches(text)))
+        .collect();
+    c.conditions
         .iter()
         .find(|(_, tests)| {
-            tests
-                .iter()
-                .all(|(field, re)| m.get(*field).is_some_and(|t| re.is_match(t)))
+            tests.iter().all(|&(set, pattern)| {
+                matched
+                    .get(set)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.matched(pattern))
+            })
         })
         .map_or(rule.class, |(verdict, _)| *verdict)
 }

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use memchr::memmem;
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use super::fields::{Field, Source};
@@ -189,11 +189,16 @@ pub struct Guard {
 }
 
 /// A rule's classifier: conditions tried in order; the first whose every (field, pattern) test
-/// matches decides. Patterns are best anchored (`^…`), so a test that fails stops early.
+/// matches decides.
+///
+/// The patterns that test one field are compiled into one [`RegexSet`], so that a field is
+/// scanned once for all conditions instead of once per condition.
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {
-    /// (verdict, tests) in order.
-    pub conditions: Vec<(Verdict, Vec<(Field, Regex)>)>,
+    /// (verdict, tests) in order; a test is (index into `sets`, pattern index in that set).
+    pub conditions: Vec<(Verdict, Vec<(usize, usize)>)>,
+    /// One set per tested field, with the patterns in the order the tests were written.
+    pub sets: Vec<(Field, RegexSet)>,
 }
 
 /// The end of a line that the MTA appends after text the client controls (Postfix's
@@ -416,6 +421,8 @@ impl RuleSet {
             sources[Field::Reason as usize].push(Source::Between);
         }
         let mut classify = Classifier::default();
+        // The patterns of each tested field, in order: (field, patterns).
+        let mut by_field: Vec<(Field, Vec<String>)> = Vec::new();
         if let Some(name) = &spec.classify {
             let entries = self
                 .classifiers
@@ -431,9 +438,31 @@ impl RuleSet {
                                 "classifier {name:?} tests group {group:?}, which the rule does not capture"
                             ))
                         })?;
-                    tests.push((field, regex_of(&format!("classifier {name:?}"), pattern)?));
+                    // Compiled alone first, so that a bad pattern is reported as itself.
+                    let re = regex_of(&format!("classifier {name:?}"), pattern)?;
+                    let set = match by_field.iter().position(|(f, _)| *f == field) {
+                        Some(i) => i,
+                        None => {
+                            by_field.push((field, Vec::new()));
+                            by_field.len() - 1
+                        }
+                    };
+                    by_field[set].1.push(re.as_str().to_owned());
+                    tests.push((set, by_field[set].1.len() - 1));
                 }
                 classify.conditions.push((entry.class, tests));
+            }
+            for (field, patterns) in by_field {
+                let set = RegexSetBuilder::new(&patterns)
+                    .unicode(false)
+                    .build()
+                    .map_err(|e| RulesError::Regex {
+                        file: file.to_owned(),
+                        rule: spec.name.clone(),
+                        what: format!("classifier {name:?}"),
+                        source: Box::new(e),
+                    })?;
+                classify.sets.push((field, set));
             }
         }
         let class = match (spec.class, spec.classify.is_some()) {
