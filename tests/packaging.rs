@@ -87,6 +87,17 @@ fn the_man_pages_match_the_cli() {
             );
         }
     }
+    // The hand-written page carries the same version and date as the generated ones.
+    let config_page = std::fs::read_to_string(root().join("man/tarpit.yaml.5")).unwrap();
+    let title = format!(
+        ".TH TARPIT.YAML 5 {} \"tarpit {}\" ",
+        tarpit::cli::man::DATE,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        config_page.lines().any(|l| l.starts_with(&title)),
+        "man/tarpit.yaml.5: its .TH line should start with {title:?}"
+    );
     // A page left over from a subcommand that is gone.
     for path in man_pages() {
         let name = path.file_name().unwrap().to_str().unwrap();
