@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  pkg-config libnftnl-dev libmnl-dev nftables iproute2 python3 swaks help2man systemd
+  pkg-config libnftnl-dev libmnl-dev nftables iproute2 python3 swaks mandoc man-db systemd
   systemd-journal-remote
 )
 

@@ -7,12 +7,14 @@
 //! - [`control`]: the user-facing commands (`tarpitctl`) and the daemon's control socket.
 //! - [`stall`]: the listener that holds diverted SMTP connections open, one byte per interval.
 //! - [`state`]: what survives a restart: listings, offender history, source positions.
+//! - [`cli`]: the command lines of `tarpitd` and `tarpitctl`, and their man pages.
 //! - [`config`]: the daemon's configuration file, every section typed.
 //! - [`daemon`]: `tarpitd`: builds the stages, restores state, runs until stopped.
 //! - [`event`]: the event model every stage after parsing speaks.
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 //! - [`policy`]: the pure engine that turns events into listing decisions, and its config.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -1,36 +1,13 @@
-//! `tarpitd`: the daemon. Flags and wiring only; the work is in `tarpit::daemon`.
-use std::path::{Path, PathBuf};
+//! `tarpitd`: the daemon. Acts on the flags defined in `tarpit::cli::tarpitd`; the work is in
+//! `tarpit::daemon`.
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use tarpit::cli::tarpitd::Cli;
 use tarpit::config::Config;
 use tarpit::stall::{load_stall_section, Shutdown, Stall, StallConfig};
-
-/// The tarpit daemon: follows the mail logs, lists MTAs that keep sending unwanted mail in an
-/// nftables set, and holds their SMTP connections stuck.
-#[derive(Debug, Parser)]
-#[command(name = "tarpitd", version, about)]
-struct Cli {
-    /// The configuration file [default: /etc/tarpit/tarpit.yaml when it exists, else the
-    /// built-in defaults].
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-
-    /// Check the configuration (and the rule files it names), say what is wrong, and exit.
-    #[arg(long)]
-    check_config: bool,
-
-    /// Remove tarpit's nftables tables (`inet`, `ip` and `ip6` tables named by
-    /// `netfilter.table`) with every listing in them, then exit. Other tables are not touched.
-    #[arg(long)]
-    teardown: bool,
-
-    /// Run only the stall listener: reads only the `stall:` section of the config, needs no root
-    /// and no nftables; stops on SIGTERM or SIGINT.
-    #[arg(long)]
-    stall_only: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
