@@ -141,7 +141,31 @@ impl Config {
             .validate()
             .map_err(|e| invalid(e.to_string()))?;
         config.stall.check().map_err(|e| invalid(e.to_string()))?;
+        config.check_stall_port().map_err(invalid)?;
+        // The policy's own checks; its error names the key (the file is named by ours).
+        crate::policy::config::validate("", &config.policy_section()).map_err(|e| {
+            let text = e.to_string();
+            invalid(text.trim_start_matches(": ").to_owned())
+        })?;
         Ok(config)
+    }
+
+    /// In stall mode the redirect sends listed hosts to `netfilter.stall_port`, so the stall
+    /// listener must listen there: otherwise they would be refused at once, not held.
+    fn check_stall_port(&self) -> Result<(), String> {
+        if self.netfilter.action != crate::netfilter::Action::Stall {
+            return Ok(());
+        }
+        let addrs = self.stall.listen_addrs().map_err(|e| e.to_string())?;
+        let port = self.netfilter.stall_port;
+        if addrs.iter().any(|a| a.port() == port) {
+            return Ok(());
+        }
+        Err(format!(
+            "netfilter.stall_port is {port} but stall.listen ({}) has no address on that port: \
+             diverted connections would be refused instead of held",
+            self.stall.listen.join(", ")
+        ))
     }
 
     /// The policy engine's part.
@@ -157,6 +181,39 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stall_listener_must_listen_on_the_port_the_redirect_uses() {
+        let err = Config::parse(Path::new("p.yaml"), "stall: { listen: [\"[::]:2600\"] }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("netfilter.stall_port is 2525") && err.contains("[::]:2600"),
+            "{err}"
+        );
+        let ok = "stall: { listen: [\"[::]:2600\"] }\nnetfilter: { stall_port: 2600 }\n";
+        assert!(Config::parse(Path::new("p.yaml"), ok).is_ok());
+        let tarpit = "stall: { listen: [\"[::]:2600\"] }\nnetfilter: { action: tarpit }\n";
+        assert!(Config::parse(Path::new("p.yaml"), tarpit).is_ok());
+    }
+
+    #[test]
+    fn the_policy_and_ban_values_are_checked_too() {
+        for (text, key) in [
+            ("policy: { threshold: 0 }\n", "policy.threshold"),
+            ("policy: { ipv6_prefix: 0 }\n", "policy.ipv6_prefix"),
+            ("ban: { first: 2d, max: 1d }\n", "ban.max"),
+            ("ban: { factor: 0.5 }\n", "ban.factor"),
+        ] {
+            let err = Config::parse(Path::new("c.yaml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("config c.yaml: ") && err.contains(key),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn an_empty_file_is_the_defaults() {

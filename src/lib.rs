@@ -13,6 +13,7 @@
 //! - [`event`]: the event model every stage after parsing speaks.
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 //! - [`policy`]: the pure engine that turns events into listing decisions, and its config.
+//! - [`report`]: how the binaries word an error for a person.
 
 pub mod cli;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod event;
 pub mod netfilter;
 pub mod parse;
 pub mod policy;
+pub mod report;
 pub mod source;
 pub mod stall;
 pub mod state;

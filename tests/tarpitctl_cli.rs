@@ -379,7 +379,7 @@ fn check_config_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
     let o = ctl(&["check-config", &good]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("not checked by this build: sources"),
+        stdout(&o).contains("ok (sets mode, sources, control, netfilter;"),
         "{}",
         stdout(&o)
     );
@@ -390,6 +390,15 @@ fn check_config_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
     let o = ctl(&["check-config", &bad]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("stall_port"), "{}", stderr(&o));
+    // Every section is checked, not just the ones tarpitctl itself reads.
+    let bad = write_config(dir.path(), "policy:\n  window: 1h\n  threshold: -3\n");
+    let o = ctl(&["check-config", &bad]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("policy.threshold") && stderr(&o).contains("line 3"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tarpitctl: {e:#}");
+            eprintln!("tarpitctl: {}", tarpit::report::one_line(e.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -101,24 +101,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn check_config(file: &std::path::Path) -> ExitCode {
     match ctl_config::check_config(file) {
         Ok(report) => {
+            let set = if report.sections.is_empty() {
+                "built-in defaults throughout".to_owned()
+            } else {
+                format!("sets {}; the rest are defaults", report.sections.join(", "))
+            };
             println!(
-                "{}: structure ok (checked: {})",
+                "{}: ok ({set}; {} rule file(s) compiled)",
                 file.display(),
-                report.checked.join(", ")
+                report.rule_files
             );
-            if !report.unchecked.is_empty() {
-                println!(
-                    "  not checked by this build: {}",
-                    report.unchecked.join(", ")
-                );
-            }
-            for key in &report.unknown {
-                println!("  warning: unknown top-level key {key:?} (a typo?)");
-            }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tarpitctl: {e}");
+            eprintln!("tarpitctl: {}", tarpit::report::one_line(&e));
             ExitCode::from(exit::NOTHING)
         }
     }

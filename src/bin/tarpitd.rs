@@ -15,8 +15,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("tarpitd: {e:#}");
+            // Standard error is the daemon's log, so one line says it.
+            eprintln!("tarpitd: {}", tarpit::report::one_line(e.as_ref()));
             ExitCode::from(1)
         }
     }

@@ -17,8 +17,10 @@ use crate::duration::HumanDuration;
 #[derive(Debug, Parser)]
 #[command(name = "tarpitctl", version, about, propagate_version = true)]
 pub struct Cli {
-    /// The daemon's configuration file, for `control.socket` and `state.path` [default:
-    /// /etc/tarpit/tarpit.yaml; built-in defaults when that file is absent].
+    /// The daemon's configuration file: `control.socket` and `state.path` for the commands
+    /// that talk to the daemon; `mode`, `policy`, `ban` and `rules` for `replay` [default:
+    /// /etc/tarpit/tarpit.yaml; built-in defaults when that file is absent; `replay` uses
+    /// the built-in policy unless this is given].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The control socket (overrides `control.socket` from the configuration).
@@ -91,7 +93,8 @@ pub enum Command {
     Stats(JsonFlag),
     /// Re-read the daemon's configuration (like SIGHUP); exits 1 if the new one is rejected.
     Reload(JsonFlag),
-    /// Check a configuration file's structure (exit 1 when it is invalid).
+    /// Check a configuration file as tarpitd would load it, rule files included (exit 1 when it
+    /// is invalid).
     CheckConfig {
         /// The YAML file.
         file: PathBuf,

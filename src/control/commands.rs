@@ -223,7 +223,7 @@ fn offline(
         Ok(None) => {
             writeln!(
                 err,
-                "tarpitctl: {why}\ntarpitctl: this build cannot read the state database ({}) directly",
+                "tarpitctl: {why}\ntarpitctl: and there is no state database at {} to read instead (has tarpitd run with this configuration?)",
                 target.state_path.display()
             )?;
             return Ok(exit::UNREACHABLE);

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::config::ControlConfig;
-use super::protocol::DaemonMode;
-use crate::netfilter::NetfilterConfig;
 
 /// Where the daemon's configuration is when `--config` is not given (as for `tarpitd`).
 pub const DEFAULT_CONFIG: &str = "/etc/tarpit/tarpit.yaml";
@@ -51,6 +49,9 @@ pub enum CtlConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// `check-config`: the daemon would refuse it.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// It is not valid YAML, or a section tarpitctl reads is wrong.
     #[error("{path}: {message}")]
     Invalid {
@@ -115,90 +116,38 @@ fn parse_yaml<T: for<'de> Deserialize<'de> + Default>(
     })
 }
 
-/// The top-level sections the daemon's configuration is documented to have (issue 5).
-pub const KNOWN_SECTIONS: [&str; 9] = [
-    "mode",
-    "sources",
-    "state",
-    "control",
-    "netfilter",
-    "stall",
-    "policy",
-    "ban",
-    "allow",
-];
-
-/// The sections this build checks in full.
-const CHECKED_SECTIONS: [&str; 4] = ["mode", "control", "netfilter", "state.path"];
-
-#[derive(Debug, Default, Deserialize)]
-struct CheckView {
-    mode: Option<DaemonMode>,
-    control: Option<ControlConfig>,
-    netfilter: Option<NetfilterConfig>,
-    state: Option<StateSection>,
-}
-
 /// The outcome of `check-config` on a file that passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckReport {
-    /// Sections checked in full.
-    pub checked: Vec<&'static str>,
-    /// Known sections present whose contents this build does not check yet.
-    pub unchecked: Vec<String>,
-    /// Top-level keys that are not known sections (probably typos).
-    pub unknown: Vec<String>,
+    /// The top-level sections the file sets; the others take their defaults.
+    pub sections: Vec<String>,
+    /// How many operator rule files (`rules:`) were compiled.
+    pub rule_files: usize,
 }
 
-/// Checks a configuration file's structure: valid YAML, a mapping at the top, and the
-/// `mode`, `control`, `netfilter` and `state.path` settings in full (netfilter's own checks
-/// included). Other known sections are listed as not checked; unknown top-level keys are
-/// reported. The first error names the line and column.
+/// Checks a whole configuration file as `tarpitd` loads it: every section typed and
+/// validated, and the operator rule files it names compiled. The first error names the line
+/// and column (or the rule file and rule).
 pub fn check_config(path: &Path) -> Result<CheckReport, CtlConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| CtlConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let invalid = |message: String| CtlConfigError::Invalid {
+    let config = crate::config::Config::parse(path, &text)?;
+    super::replay::load_rules(&config.rules).map_err(|e| CtlConfigError::Invalid {
         path: path.to_owned(),
-        message,
+        message: e.to_string(),
+    })?;
+    let sections = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) {
+        Ok(serde_yaml_ng::Value::Mapping(m)) => m
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
     };
-    let mut keys = Vec::new();
-    if !text.trim().is_empty() {
-        let doc: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        match doc {
-            serde_yaml_ng::Value::Mapping(m) => {
-                for k in m.keys() {
-                    match k.as_str() {
-                        Some(k) => keys.push(k.to_owned()),
-                        None => return Err(invalid(format!("top-level key {k:?} is not a name"))),
-                    }
-                }
-            }
-            serde_yaml_ng::Value::Null => {}
-            _ => {
-                return Err(invalid(
-                    "the top level must be a mapping of sections (mode:, sources:, control:, ...)"
-                        .to_owned(),
-                ))
-            }
-        }
-    }
-    // Typed a second time from the text, so that errors carry their line and column.
-    let view: CheckView = parse_yaml(&text, path)?;
-    if let Some(nf) = &view.netfilter {
-        nf.validate().map_err(|e| invalid(e.to_string()))?;
-    }
-    let _ = (view.mode, view.control, view.state);
-    let (unchecked, unknown) = keys
-        .into_iter()
-        .filter(|k| !["mode", "control", "netfilter"].contains(&k.as_str()))
-        .partition(|k| KNOWN_SECTIONS.contains(&k.as_str()));
     Ok(CheckReport {
-        checked: CHECKED_SECTIONS.to_vec(),
-        unchecked,
-        unknown,
+        sections,
+        rule_files: config.rules.len(),
     })
 }
 
@@ -241,26 +190,44 @@ mod tests {
     }
 
     #[test]
-    fn check_config_names_the_line_of_a_typo_in_a_checked_section() {
+    fn check_config_names_the_line_of_a_typo_in_any_section() {
         let f = file("mode: enforce\ncontrol:\n  sokcet: /tmp/x\n");
         let err = check_config(f.path()).unwrap_err().to_string();
         assert!(err.contains("unknown field `sokcet`"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+        let f = file("policy:\n  threshold: 10\n  allow: [\"1.2.3.4\"]\n");
+        let err = check_config(f.path()).unwrap_err().to_string();
+        assert!(err.contains("policy.allow"), "{err}");
+        let err = check_config(file("polcy: {}\n").path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("polcy"), "{err}");
     }
 
     #[test]
-    fn check_config_runs_the_netfilter_checks_and_reports_unchecked_and_unknown_keys() {
+    fn check_config_runs_every_sections_checks_and_compiles_the_rule_files() {
         let err = check_config(file("netfilter: { ports: [] }\n").path()).unwrap_err();
         assert!(
             err.to_string().contains("netfilter.ports is empty"),
             "{err}"
         );
-        let report = check_config(file("mode: dry-run\npolicy: {}\npolcy: {}\n").path()).unwrap();
-        assert_eq!(report.unchecked, vec!["policy".to_owned()]);
-        assert_eq!(report.unknown, vec!["polcy".to_owned()]);
         let err = check_config(file("mode: enforcing\n").path()).unwrap_err();
         assert!(err.to_string().contains("enforcing"), "{err}");
-        let err = check_config(file("- a\n- b\n").path()).unwrap_err();
-        assert!(err.to_string().contains("mapping"), "{err}");
+        let err = check_config(file("ban: { first: 2d, max: 1d }\n").path()).unwrap_err();
+        assert!(err.to_string().contains("ban"), "{err}");
+        let report =
+            check_config(file("mode: dry-run\npolicy: { threshold: 12 }\n").path()).unwrap();
+        assert_eq!(
+            report.sections,
+            vec!["mode".to_owned(), "policy".to_owned()]
+        );
+
+        let rules = file("mta: exim\nrules:\n  - name: mine\n    literal: x\n    regex: '(?P<ip>['\n    class: relay-denied\n");
+        let config = file(&format!("rules: [{}]\n", rules.path().display()));
+        let err = check_config(config.path()).unwrap_err().to_string();
+        assert!(err.contains(&rules.path().display().to_string()), "{err}");
+        let good = file("mta: exim\nrules: []\n");
+        let config = file(&format!("rules: [{}]\n", good.path().display()));
+        assert_eq!(check_config(config.path()).unwrap().rule_files, 1);
     }
 }

@@ -31,11 +31,11 @@ pub struct OfflineError {
     pub detail: String,
 }
 
-/// How `tarpitctl` opens the state database: `Ok(None)` when this build has no reader for it.
+/// How `tarpitctl` opens the state database: `Ok(None)` when there is none at that path.
 pub type OpenOffline = fn(&Path) -> Result<Option<Box<dyn OfflineState>>, OfflineError>;
 
-/// INTEGRATION POINT for the state store (issue 5): open the database at `path` read-only and
-/// return it as an [`OfflineState`]. Until the SQLite store is wired in, there is no reader, and
+/// Opens the SQLite state database at `path` read-only as an [`OfflineState`]; `Ok(None)` when
+/// the file does not exist (the daemon never ran with this configuration), in which case
 /// `tarpitctl list`/`show` report the daemon as unreachable (exit 3) rather than show anything
 /// made up.
 pub fn open_state_database(path: &Path) -> Result<Option<Box<dyn OfflineState>>, OfflineError> {

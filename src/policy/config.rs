@@ -246,7 +246,9 @@ pub fn parse_policy_section(label: &str, text: &str) -> Result<PolicySection, Co
     Ok(section)
 }
 
-fn validate(label: &str, s: &PolicySection) -> Result<(), ConfigError> {
+/// Checks the values that parsing alone cannot (window, threshold, prefix length, patterns,
+/// the ban durations); `label` names the source in errors.
+pub fn validate(label: &str, s: &PolicySection) -> Result<(), ConfigError> {
     let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
         path: label.to_owned(),
         key,
