@@ -78,6 +78,8 @@ pub struct PolicyConfig {
     /// (default 3; 0 turns the rule off).
     pub repeat_after_hardfail: u32,
     /// Networks never listed (default: RFC 1918 and RFC 4193 ranges; a list given replaces it).
+    /// A plain address means that one host.
+    #[serde(deserialize_with = "nets_or_hosts")]
     pub allow: Vec<IpNet>,
     /// Domains whose SPF-authorised hosts are never listed.
     pub allow_spf: Vec<String>,
@@ -91,6 +93,25 @@ pub struct PolicyConfig {
     /// When this many IPv6 prefixes inside one /48 are listed at once, the /48 is listed
     /// (default 4; 0 turns widening off).
     pub ipv6_widen_after: u32,
+}
+
+/// Reads a list of networks where a plain address stands for its host prefix (/32, /128), as
+/// an operator writes an allowlist.
+fn nets_or_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|item| {
+            let item = item.trim();
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is neither an address nor a network (e.g. 192.0.2.7 or 2001:db8::/48)"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// The default `allow` list: the private ranges of RFC 1918 and RFC 4193.
@@ -348,7 +369,7 @@ policy:
   backscatter_weight: 6
   protected: ["*-owner@example.org"]
   traps: ["trap@example.org"]
-  allow: ["10.0.0.0/8"]
+  allow: ["10.0.0.0/8", "192.0.2.7", "2001:db8::1"]
   allow_spf: ["example.org"]
   allow_delivered_for: 7d
   ipv6_prefix: 56
@@ -359,7 +380,11 @@ ban: { first: 2h, factor: 3, max: 14d, forget_after: 30d }
         assert_eq!(s.policy.threshold, 12);
         assert_eq!(s.policy.weight(EventClass::UnknownRecipient), 3);
         assert_eq!(s.policy.weight(EventClass::RblListed), 5);
-        assert_eq!(s.policy.allow, vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        let nets: Vec<IpNet> = ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::1/128"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(s.policy.allow, nets, "a plain address is its host");
         assert_eq!(s.policy.ipv6_prefix, 56);
         assert_eq!(s.ban.factor, 3.0);
     }
@@ -376,6 +401,7 @@ ban: { first: 2h, factor: 3, max: 14d, forget_after: 30d }
     fn a_bad_cidr_or_duration_is_an_error_with_its_position() {
         let err = parse_policy_section("c", "policy:\n  allow: [\"10.0.0.0/33\"]\n").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
         let err = parse_policy_section("c", "ban:\n  first: 10\n").unwrap_err();
         assert!(
             err.to_string().contains("expected a number with a unit"),
