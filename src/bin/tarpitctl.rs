@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use tarpit::control::address::Address;
+use tarpit::control::chart::Glyphs;
 use tarpit::control::client::DEFAULT_TIMEOUT;
 use tarpit::control::commands::{self, exit, Action, Target};
 use tarpit::control::ctl_config;
 use tarpit::control::offline;
-use tarpit::control::protocol::AddRequest;
+use tarpit::control::protocol::{AddRequest, HistoryDays};
 use tarpit::control::replay::{self, ReplayOptions};
 use tarpit::duration::HumanDuration;
 use tarpit::parse::MtaChoice;
@@ -93,7 +94,21 @@ enum Command {
         json: JsonFlag,
     },
     /// Figures: listings by class and duration, events per class, diverted packets, stall.
-    Stats(JsonFlag),
+    /// With --history: a chart of them per UTC hour over the last days (also when the daemon
+    /// is down, from the state database).
+    Stats {
+        /// Draw rejection events, new listings and held connections per hour, a row per day.
+        #[arg(long)]
+        history: bool,
+        /// With --history: how many days, today included (1 to 8).
+        #[arg(long, value_name = "N", default_value = "7", requires = "history")]
+        days: HistoryDays,
+        /// With --history: draw with ASCII only (the default when the locale is not UTF-8).
+        #[arg(long, requires = "history")]
+        ascii: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Re-read the daemon's configuration (like SIGHUP); exits 1 if the new one is rejected.
     Reload(JsonFlag),
     /// Check a configuration file's structure (exit 1 when it is invalid).
@@ -194,7 +209,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             forget,
             json,
         } => (Action::Del { address, forget }, json.json),
-        Command::Stats(j) => (Action::Stats, j.json),
+        Command::Stats {
+            history: false,
+            json,
+            ..
+        } => (Action::Stats, json.json),
+        Command::Stats {
+            days, ascii, json, ..
+        } => (
+            Action::History {
+                days,
+                glyphs: Glyphs::for_terminal(ascii, |name| std::env::var(name).ok()),
+            },
+            json.json,
+        ),
         Command::Reload(j) => (Action::Reload, j.json),
     };
     let settings = match ctl_config::load(cli.config.as_deref()) {
