@@ -119,18 +119,18 @@ impl Core {
                     self.process(batches, OffsetDateTime::now_utc());
                     for msg in after {
                         if !self.handle(msg) {
-                            return self.stop();
+                            return self.stop(OffsetDateTime::now_utc());
                         }
                     }
                 }
                 other => {
                     if !self.handle(other) {
-                        return self.stop();
+                        return self.stop(OffsetDateTime::now_utc());
                     }
                 }
             }
         }
-        self.stop();
+        self.stop(OffsetDateTime::now_utc());
     }
 
     /// Handles a message other than lines; false means stop.
@@ -146,9 +146,10 @@ impl Core {
         true
     }
 
-    fn stop(&mut self) {
+    /// Commits the stall figures not yet committed; `now` is the wall clock.
+    pub(crate) fn stop(&mut self, now: OffsetDateTime) {
         let mut batch = Batch::new();
-        batch.hourly = self.record_stall(OffsetDateTime::now_utc());
+        batch.hourly = self.record_stall(now);
         batch.hourly.extend(self.hourly.flush());
         self.commit(&batch, false);
         tracing::info!("core stopped; the kernel set keeps the listings");
@@ -383,3 +384,7 @@ pub fn restore_kernel(driver: &Driver, store: &dyn Store) -> Result<(usize, usiz
     }
     Ok((wanted.len(), stale.len()))
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
