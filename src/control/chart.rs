@@ -153,11 +153,15 @@ pub fn history(out: &mut dyn Write, history: &History, glyphs: Glyphs) -> io::Re
         .iter()
         .fold(0u64, |sum, h| sum.saturating_add(h.held_seconds));
     writeln!(out)?;
-    writeln!(
-        out,
-        "spammer time held: {} ({seconds} s) in all",
-        coarse(seconds)
-    )
+    if seconds < 60 {
+        writeln!(out, "spammer time held: {seconds} s in all")
+    } else {
+        writeln!(
+            out,
+            "spammer time held: {} ({seconds} s) in all",
+            coarse(seconds)
+        )
+    }
 }
 
 /// The start (midnight UTC) of every day the chart shows, from `history.from` to the day of
