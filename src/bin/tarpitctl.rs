@@ -94,8 +94,9 @@ enum Command {
         json: JsonFlag,
     },
     /// Figures: listings by class and duration, events per class, diverted packets, stall.
-    /// With --history: a chart of them per UTC hour over the last days (also when the daemon
-    /// is down, from the state database).
+    ///
+    /// With --history: rejection events, new listings and held connections per UTC hour over
+    /// the last days, as a chart (also when the daemon is down, from the state database).
     Stats {
         /// Draw rejection events, new listings and held connections per hour, a row per day.
         #[arg(long)]
