@@ -1,9 +1,10 @@
 //! Commit throughput of the SQLite state store (WAL, `synchronous=FULL`: one WAL sync per
 //! commit), on the file system of `TARPIT_BENCH_DIR` (default: the system's temporary folder).
 //!
-//! Three shapes of commit the daemon makes: one listing with its position (a lone offender),
-//! 100 listings in one batch (a burst, or a replay after downtime), and a position alone (the
-//! steady stream of non-listing events). Throughput is reported in listings (or batches) per
+//! Four shapes of commit the daemon makes: one listing with its position (a lone offender),
+//! 100 listings in one batch (a burst, or a replay after downtime), a position alone, and a
+//! position with the batch's hourly figures (the steady stream of non-listing events, before
+//! and with `stats --history`). Throughput is reported in listings (or batches) per
 //! second; then the covering lookup over what the commits left (tens of thousands of
 //! listings). Run: `cargo bench --bench state`.
 
@@ -80,6 +81,19 @@ fn bench_commit(c: &mut Criterion) {
             next += 1;
             let mut batch = Batch::new();
             batch.position(source.clone(), position(next));
+            black_box(store.commit(&batch).expect("commit"))
+        })
+    });
+    group.bench_function("position_and_hourly", |b| {
+        b.iter(|| {
+            next += 1;
+            let mut hour = HourlyCounts::zero(T0);
+            hour.events_by_class.insert("unknown-recipient".into(), 3);
+            hour.events_by_class.insert("relay-denied".into(), 1);
+            let mut batch = Batch::new();
+            batch
+                .position(source.clone(), position(next))
+                .add_hourly(hour);
             black_box(store.commit(&batch).expect("commit"))
         })
     });

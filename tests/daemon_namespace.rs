@@ -482,3 +482,86 @@ fn every_tarpitctl_command_works_against_the_running_daemon() {
     let (code, _) = s.ctl(&["add", "192.0.2.9"]);
     assert_eq!(code, 3, "daemon unreachable");
 }
+
+/// `tarpitctl --config … ARGS` with a UTF-8 locale, so the chart is drawn with blocks.
+fn ctl_config(s: &Setup, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tarpitctl"))
+        .arg("--config")
+        .arg(s.path("tarpit.yaml"))
+        .args(args)
+        .env_remove("LC_ALL")
+        .env_remove("LC_CTYPE")
+        .env("LANG", "C.UTF-8")
+        .output()
+        .unwrap()
+}
+
+/// The sum of one figure over every hour of a `stats --history --json` reply.
+fn history_sum(history: &Value, figure: &str) -> u64 {
+    history["hours"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h[figure].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn stats_history_shows_this_hours_events_and_listings_with_the_daemon_up_and_down() {
+    let Some(s) = Setup::new("hist") else { return };
+    let daemon = s.start();
+    s.reject("198.51.100.12", 2, "a");
+    assert!(s
+        .wait_listed("198.51.100.12", Duration::from_secs(5))
+        .is_some());
+    let (code, _) = s.ctl(&["add", "192.0.2.12", "--for", "1h"]);
+    assert_eq!(code, 0);
+
+    let check = |history: &Value, when: &str| {
+        assert_eq!(history_sum(history, "events"), 2, "{when}: {history}");
+        assert_eq!(history_sum(history, "listings"), 2, "{when}: {history}");
+        let hours = history["hours"].as_array().unwrap();
+        let last = hours.last().unwrap();
+        assert_eq!(
+            last["events_by_class"]["relay-denied"], 2,
+            "{when}: {history}"
+        );
+        // The hour they are in is the one `now` falls in (or, across an hour boundary, the
+        // one before).
+        let start: jiff::Timestamp = last["start"].as_str().unwrap().parse().unwrap();
+        let now: jiff::Timestamp = history["now"].as_str().unwrap().parse().unwrap();
+        let age = now.duration_since(start).as_secs();
+        assert!((0..7_200).contains(&age), "{when}: {history}");
+    };
+    let (code, out) = s.ctl(&["stats", "--history", "--json"]);
+    assert_eq!(code, 0);
+    let up: Value = serde_json::from_str(&out).unwrap();
+    check(&up, "daemon up");
+    let out = ctl_config(&s, &["stats", "--history", "--days", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let chart = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        chart.contains("rejection events: 2 in all, at most 2 in an hour (█ = 2)"),
+        "{chart}"
+    );
+    assert!(chart.contains("new listings: 2 in all"), "{chart}");
+    assert!(chart.trim_end().ends_with("in all"), "{chart}");
+    assert!(chart.contains('█'), "{chart}");
+
+    // Stopped: the same figures from the state database.
+    stop(daemon, libc::SIGTERM);
+    let out = ctl_config(&s, &["stats", "--history", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read from the state database"));
+    let down: Value = serde_json::from_slice(&out.stdout).unwrap();
+    check(&down, "daemon down");
+    let out = ctl_config(&s, &["stats", "--history", "--ascii"]);
+    assert_eq!(out.status.code(), Some(0));
+    let chart = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(chart.is_ascii() && chart.contains("(@ = 2)"), "{chart}");
+}

@@ -212,6 +212,43 @@ fn human_status_and_stats_print() {
 }
 
 #[test]
+fn stats_history_asks_for_the_days_given_and_draws_or_prints_json() {
+    let server = start(&own_group(), ServerLimits::default());
+    let out = on(&server, &["stats", "--history", "--days", "2", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let h = json(&out);
+    assert_eq!(h["from"], "2026-12-03T00:00:00Z", "{h}");
+    assert_eq!(h["hours"][0]["events"], 7);
+    assert_eq!(h["hours"][0]["held_connections"], 9);
+    // The mock's figures are at 10:00 on the second day; the hours before have none.
+    let out = on(&server, &["stats", "--history", "--days", "2", "--ascii"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(text.contains("  Fri 12-04  ??????????@\n"), "{text}");
+    assert!(text.is_ascii(), "{text}");
+    // The locale decides without --ascii.
+    let out = Command::new(env!("CARGO_BIN_EXE_tarpitctl"))
+        .args(["--socket", server.socket.to_str().unwrap()])
+        .args(["stats", "--history"])
+        .env_remove("LC_ALL")
+        .env_remove("LC_CTYPE")
+        .env("LANG", "C.UTF-8")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("  Fri 12-04  ··········█\n"),
+        "{}",
+        stdout(&out)
+    );
+    for bad in [
+        &["stats", "--history", "--days", "9"][..],
+        &["stats", "--days", "3"],
+    ] {
+        assert_eq!(code(&on(&server, bad)), 2, "{bad:?}");
+    }
+}
+
+#[test]
 fn flush_needs_yes_and_then_unlists_everybody() {
     let server = start(&own_group(), ServerLimits::default());
     on(&server, &["add", "192.0.2.1"]);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use tarpit::cli::tarpitctl::{Cli, Command, ReplayArgs};
+use tarpit::control::chart::Glyphs;
 use tarpit::control::client::DEFAULT_TIMEOUT;
 use tarpit::control::commands::{self, exit, Action, Target};
 use tarpit::control::ctl_config;
@@ -66,7 +67,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             forget,
             json,
         } => (Action::Del { address, forget }, json.json),
-        Command::Stats(j) => (Action::Stats, j.json),
+        Command::Stats {
+            history: false,
+            json,
+            ..
+        } => (Action::Stats, json.json),
+        Command::Stats {
+            days, ascii, json, ..
+        } => (
+            Action::History {
+                days,
+                glyphs: Glyphs::for_terminal(ascii, |name| std::env::var(name).ok()),
+            },
+            json.json,
+        ),
         Command::Reload(j) => (Action::Reload, j.json),
     };
     let settings = match ctl_config::load(cli.config.as_deref()) {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::control::address::Address;
+use crate::control::protocol::HistoryDays;
 use crate::duration::HumanDuration;
 
 /// Control the tarpit daemon and try its rules on logs.
@@ -90,7 +91,22 @@ pub enum Command {
         json: JsonFlag,
     },
     /// Figures: listings by class and duration, events per class, diverted packets, stall.
-    Stats(JsonFlag),
+    ///
+    /// With --history: rejection events, new listings and held connections per UTC hour over
+    /// the last days, as a chart (also when the daemon is down, from the state database).
+    Stats {
+        /// Draw rejection events, new listings and held connections per hour, a row per day.
+        #[arg(long)]
+        history: bool,
+        /// With --history: how many days, today included (1 to 8).
+        #[arg(long, value_name = "N", default_value = "7", requires = "history")]
+        days: HistoryDays,
+        /// With --history: draw with ASCII only (the default when the locale is not UTF-8).
+        #[arg(long, requires = "history")]
+        ascii: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Re-read the daemon's configuration (like SIGHUP); exits 1 if the new one is rejected.
     Reload(JsonFlag),
     /// Check a configuration file as tarpitd would load it, rule files included (exit 1 when it

@@ -12,10 +12,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::address::Address;
+use super::chart::{self, Glyphs};
 use super::client::{self, ClientError};
 use super::format;
 use super::offline::OpenOffline;
-use super::protocol::{AddRequest, ControlError, HostReport, Listing, Payload, Reply, Request};
+use super::protocol::{
+    AddRequest, ControlError, History, HistoryDays, HostReport, Listing, Payload, Reply, Request,
+};
 
 /// Exit statuses of `tarpitctl`.
 pub mod exit {
@@ -56,6 +59,13 @@ pub enum Action {
     Flush,
     /// `stats`.
     Stats,
+    /// `stats --history [--days N] [--ascii]`.
+    History {
+        /// How many days, today included.
+        days: HistoryDays,
+        /// What the chart is drawn with.
+        glyphs: Glyphs,
+    },
     /// `reload`.
     Reload,
 }
@@ -73,6 +83,7 @@ impl Action {
             },
             Action::Flush => Request::Flush,
             Action::Stats => Request::Stats,
+            Action::History { days, .. } => Request::History { days: *days },
             Action::Reload => Request::Reload,
         }
     }
@@ -105,7 +116,7 @@ pub fn run(
         Ok(Reply::Ok(payload)) => print_payload(action, &payload, target.json, out, err),
         Ok(Reply::Error(e)) => report_error(&e, err),
         Err(e) if e.is_unreachable() => match action {
-            Action::List { .. } | Action::Show(_) => {
+            Action::List { .. } | Action::Show(_) | Action::History { .. } => {
                 offline(action, target, &e, open_offline, out, err)
             }
             _ => {
@@ -160,6 +171,19 @@ fn print_host(out: &mut dyn Write, report: &HostReport, as_json: bool) -> io::Re
     Ok(show_exit(report))
 }
 
+fn print_history(
+    out: &mut dyn Write,
+    history: &History,
+    action: &Action,
+    as_json: bool,
+) -> io::Result<()> {
+    match action {
+        _ if as_json => json(out, history),
+        Action::History { glyphs, .. } => chart::history(out, history, *glyphs),
+        _ => chart::history(out, history, Glyphs::ASCII),
+    }
+}
+
 fn print_payload(
     action: &Action,
     payload: &Payload,
@@ -180,6 +204,7 @@ fn print_payload(
         Payload::Flushed(f) => writeln!(out, "unlisted {} listing(s)", f.removed)?,
         Payload::Stats(s) if as_json => json(out, s)?,
         Payload::Stats(s) => format::stats(out, s)?,
+        Payload::History(h) => print_history(out, h, action, as_json)?,
         Payload::Reloaded(r) if as_json => json(out, r)?,
         Payload::Reloaded(r) => {
             writeln!(out, "reloaded {}: accepted", r.config)?;
@@ -196,6 +221,7 @@ fn print_payload(
         Request::Del { .. } => "removed",
         Request::Flush => "flushed",
         Request::Stats => "stats",
+        Request::History { .. } => "history",
         Request::Reload => "reloaded",
     };
     if payload.kind() != expected {
@@ -245,6 +271,9 @@ fn offline(
         Action::Show(address) => state
             .show(*address)
             .map(|r| print_host(out, &r, target.json)),
+        Action::History { days, .. } => state
+            .history(*days)
+            .map(|h| print_history(out, &h, action, target.json).map(|()| exit::OK)),
         _ => return Ok(exit::UNREACHABLE),
     };
     match result {
@@ -290,6 +319,28 @@ mod tests {
                     reason: Some("unknown without the daemon".into()),
                 },
             })
+        }
+
+        fn history(&self, _days: HistoryDays) -> Result<History, OfflineError> {
+            Ok(Recorded::figures())
+        }
+    }
+
+    impl Recorded {
+        fn figures() -> History {
+            let from = time::macros::datetime!(2026-12-04 00:00 UTC);
+            History {
+                from,
+                now: time::macros::datetime!(2026-12-04 01:30 UTC),
+                hours: vec![crate::control::protocol::HourFigures {
+                    start: from + time::Duration::hours(1),
+                    listings: 1,
+                    events: 3,
+                    events_by_class: [("relay-denied".to_owned(), 3)].into(),
+                    held_connections: 0,
+                    held_seconds: 0,
+                }],
+            }
         }
     }
 
@@ -352,6 +403,24 @@ mod tests {
         assert_eq!(code, exit::UNREACHABLE);
         assert!(out.is_empty());
         assert!(err.contains("daemon unreachable"), "{err}");
+    }
+
+    #[test]
+    fn history_falls_back_to_the_state_database_as_json_and_as_a_chart() {
+        let action = Action::History {
+            days: HistoryDays::DEFAULT,
+            glyphs: Glyphs::ASCII,
+        };
+        let (code, out, err) = run_to_strings(&action, &nowhere(true), with_state);
+        assert_eq!(code, exit::OK);
+        assert!(err.contains("read from the state database"), "{err}");
+        let got: History = serde_json::from_str(&out).unwrap();
+        assert_eq!(got, Recorded::figures());
+        let (code, out, _) = run_to_strings(&action, &nowhere(false), with_state);
+        assert_eq!(code, exit::OK);
+        // Midnight has no figures, 01:00 has the busiest hour of events.
+        assert!(out.contains("  Fri 12-04  ?@\n"), "{out}");
+        assert!(out.contains("rejection events: 3 in all"), "{out}");
     }
 
     #[test]

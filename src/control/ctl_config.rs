@@ -195,7 +195,7 @@ mod tests {
         let err = check_config(f.path()).unwrap_err().to_string();
         assert!(err.contains("unknown field `sokcet`"), "{err}");
         assert!(err.contains("line 3"), "{err}");
-        let f = file("policy:\n  threshold: 10\n  allow: [\"1.2.3.4\"]\n");
+        let f = file("policy:\n  threshold: 10\n  allow: [\"1.2.3.400\"]\n");
         let err = check_config(f.path()).unwrap_err().to_string();
         assert!(err.contains("policy.allow"), "{err}");
         let err = check_config(file("polcy: {}\n").path())

@@ -7,8 +7,8 @@ use std::future::Future;
 
 use super::address::Address;
 use super::protocol::{
-    AddRequest, Added, ControlError, Flushed, HostReport, Listing, Payload, Reloaded, Removed,
-    Reply, Request, Stats, Status,
+    AddRequest, Added, ControlError, Flushed, History, HistoryDays, HostReport, Listing, Payload,
+    Reloaded, Removed, Reply, Request, Stats, Status,
 };
 
 /// What the daemon does for each control request. The server calls these from tokio tasks,
@@ -55,6 +55,13 @@ pub trait ControlHandler: Send + Sync + 'static {
     /// `stats`: figures.
     fn stats(&self) -> impl Future<Output = Result<Stats, ControlError>> + Send;
 
+    /// `history`: figures per UTC hour from midnight `days - 1` days ago until now; hours
+    /// without figures (the daemon was not running) are left out.
+    fn history(
+        &self,
+        days: HistoryDays,
+    ) -> impl Future<Output = Result<History, ControlError>> + Send;
+
     /// `reload`: re-read the configuration as on SIGHUP; `config_rejected` (old config kept)
     /// when the new one is invalid.
     fn reload(&self) -> impl Future<Output = Result<Reloaded, ControlError>> + Send;
@@ -75,6 +82,7 @@ pub async fn dispatch<H: ControlHandler>(handler: &H, request: Request) -> Reply
         }
         Request::Flush => handler.flush().await.map(Payload::Flushed),
         Request::Stats => handler.stats().await.map(Payload::Stats),
+        Request::History { days } => handler.history(days).await.map(Payload::History),
         Request::Reload => handler.reload().await.map(Payload::Reloaded),
     };
     Reply::from(result)

@@ -7,10 +7,12 @@
 //! - [`server`]: the daemon's socket (bind, admit peers, bounded framing in [`connection`],
 //!   identities in [`peer`]) dispatching to a [`handler::ControlHandler`] the daemon implements.
 //! - [`client`]: one request, one reply, for `tarpitctl`; [`commands`] runs its daemon commands
-//!   (with the read-only fallback in [`offline`]), [`mod@format`] prints them, [`ctl_config`] reads
-//!   the socket and state paths from the daemon's file and checks that file.
+//!   (with the read-only fallback in [`offline`]), [`mod@format`] prints them ([`chart`] draws
+//!   `stats --history`), [`ctl_config`] reads the socket and state paths from the daemon's file
+//!   and checks that file.
 
 pub mod address;
+pub mod chart;
 pub mod client;
 pub mod commands;
 pub mod config;

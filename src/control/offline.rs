@@ -1,5 +1,5 @@
-//! Reading listings without the daemon: what `tarpitctl list` and `show` fall back to when the
-//! daemon is down.
+//! Reading the state without the daemon: what `tarpitctl list`, `show` and `stats --history`
+//! fall back to when the daemon is down.
 //!
 //! Owns only the [`OfflineState`] seam and the one place that opens it,
 //! [`open_state_database`]. It never writes: changes go through the daemon, always.
@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::address::Address;
-use super::protocol::{AllowVerdict, HostReport, Listing};
+use super::protocol::{AllowVerdict, History, HistoryDays, HostReport, Listing};
 
 /// Read-only access to the daemon's state database.
 pub trait OfflineState {
@@ -19,6 +19,10 @@ pub trait OfflineState {
     /// allowlist verdict cannot be known without the daemon's configuration and DNS: report
     /// `allowed: false` with a reason saying so.
     fn show(&self, address: Address) -> Result<HostReport, OfflineError>;
+
+    /// The hourly figures recorded from midnight UTC `days - 1` days ago until now. The last
+    /// minute before the daemon stopped is included (it commits them when it stops).
+    fn history(&self, days: HistoryDays) -> Result<History, OfflineError>;
 }
 
 /// The state database could not be read.
@@ -111,5 +115,13 @@ impl OfflineState for StoreReader {
                 ),
             },
         })
+    }
+
+    fn history(&self, days: HistoryDays) -> Result<History, OfflineError> {
+        use crate::state::store::Store;
+        let now = time::OffsetDateTime::now_utc();
+        let from = crate::control::views::history_from(days, now);
+        let hours = self.store.hourly(from).map_err(|e| self.fail(e))?;
+        Ok(crate::control::views::hourly_history(&hours, from, now))
     }
 }

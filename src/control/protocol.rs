@@ -26,6 +26,7 @@
 //! | del     | `{"cmd":"del","address":"192.0.2.7","forget":false}` (`forget` optional: also clear the offence history) |
 //! | flush   | `{"cmd":"flush"}` |
 //! | stats   | `{"cmd":"stats"}` |
+//! | history | `{"cmd":"history","days":7}` (`days` optional, 1 to 8, default 7: today and the days before, UTC) |
 //! | reload  | `{"cmd":"reload"}` |
 //!
 //! Addresses are IPv4 or IPv6 hosts or CIDR prefixes; durations are human (`90m`, `12h`,
@@ -44,6 +45,7 @@
 //! | del    | `removed` | [`Removed`] |
 //! | flush  | `flushed` | [`Flushed`] |
 //! | stats  | `stats` | [`Stats`] |
+//! | history | `history` | [`History`] |
 //! | reload | `reloaded` | [`Reloaded`] |
 //!
 //! Error codes and the `tarpitctl` exit status each maps to ([`ErrorCode::exit_code`]):
@@ -109,6 +111,12 @@ pub enum Request {
     Flush,
     /// Figures.
     Stats,
+    /// Figures per UTC hour over the last days.
+    History {
+        /// How many days, today included.
+        #[serde(default)]
+        days: HistoryDays,
+    },
     /// Re-read the configuration, like SIGHUP.
     Reload,
 }
@@ -134,6 +142,10 @@ enum WireRequest {
     },
     Flush {},
     Stats {},
+    History {
+        #[serde(default)]
+        days: HistoryDays,
+    },
     Reload {},
 }
 
@@ -147,6 +159,7 @@ impl From<WireRequest> for Request {
             WireRequest::Del { address, forget } => Request::Del { address, forget },
             WireRequest::Flush {} => Request::Flush,
             WireRequest::Stats {} => Request::Stats,
+            WireRequest::History { days } => Request::History { days },
             WireRequest::Reload {} => Request::Reload,
         }
     }
@@ -180,6 +193,7 @@ impl Request {
             Request::Del { .. } => "del",
             Request::Flush => "flush",
             Request::Stats => "stats",
+            Request::History { .. } => "history",
             Request::Reload => "reload",
         }
     }
@@ -233,6 +247,8 @@ pub enum Payload {
     Flushed(Flushed),
     /// For `stats`.
     Stats(Stats),
+    /// For `history`.
+    History(History),
     /// For `reload`.
     Reloaded(Reloaded),
 }
@@ -248,6 +264,7 @@ impl Payload {
             Payload::Removed(_) => "removed",
             Payload::Flushed(_) => "flushed",
             Payload::Stats(_) => "stats",
+            Payload::History(_) => "history",
             Payload::Reloaded(_) => "reloaded",
         }
     }
@@ -527,6 +544,96 @@ pub struct Stats {
     pub stall: StallFigures,
 }
 
+/// How many days `history` covers: today (UTC) and the days before it, 1 to
+/// [`HistoryDays::MAX`] (the daemon keeps eight days of hourly figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct HistoryDays(u8);
+
+impl HistoryDays {
+    /// The most days there are figures for.
+    pub const MAX: u8 = 8;
+    /// What `history` shows when not told.
+    pub const DEFAULT: HistoryDays = HistoryDays(7);
+
+    /// The number of days.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for HistoryDays {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The number of days was 0 or more than [`HistoryDays::MAX`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} days: expected 1 to {max} (the daemon keeps {max} days of hourly figures)", max = HistoryDays::MAX)]
+pub struct BadHistoryDays(pub u64);
+
+impl TryFrom<u8> for HistoryDays {
+    type Error = BadHistoryDays;
+
+    fn try_from(days: u8) -> Result<Self, Self::Error> {
+        if (1..=Self::MAX).contains(&days) {
+            Ok(HistoryDays(days))
+        } else {
+            Err(BadHistoryDays(days.into()))
+        }
+    }
+}
+
+impl From<HistoryDays> for u8 {
+    fn from(days: HistoryDays) -> u8 {
+        days.0
+    }
+}
+
+impl std::str::FromStr for HistoryDays {
+    type Err = BadHistoryDays;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let n: u64 = s.trim().parse().map_err(|_| BadHistoryDays(0))?;
+        u8::try_from(n)
+            .map_err(|_| BadHistoryDays(n))
+            .and_then(HistoryDays::try_from)
+    }
+}
+
+/// The figures of one UTC hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourFigures {
+    /// The start of the hour.
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    /// Listings made in it (by the policy or by hand).
+    pub listings: u64,
+    /// Rejection events in it.
+    pub events: u64,
+    /// The same, by class name (classes without events are absent).
+    pub events_by_class: BTreeMap<String, u64>,
+    /// Connections the stall listener accepted and held in it.
+    pub held_connections: u64,
+    /// Seconds it held connections in it: spammer time wasted.
+    pub held_seconds: u64,
+}
+
+/// The reply to `history`: figures per UTC hour from midnight `days - 1` days ago until now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// The start of the first hour asked for (midnight UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    /// When the figures were read; the last hour is the one this falls in.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    /// The hours with a record, oldest first. An hour in the window that is absent has no
+    /// figures (the daemon was not running), which is not the same as an hour of zeros.
+    pub hours: Vec<HourFigures>,
+}
+
 /// What went wrong, in a form both a script and a person can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -645,6 +752,36 @@ mod tests {
     }
 
     #[test]
+    fn history_takes_1_to_8_days_and_defaults_to_7() {
+        assert_eq!(
+            parse(r#"{"cmd":"history"}"#).unwrap(),
+            Request::History {
+                days: HistoryDays::DEFAULT
+            }
+        );
+        assert_eq!(HistoryDays::DEFAULT.get(), 7);
+        assert_eq!(
+            parse(r#"{"cmd":"history","days":8}"#).unwrap(),
+            Request::History {
+                days: HistoryDays::try_from(8).unwrap()
+            }
+        );
+        for line in [
+            r#"{"cmd":"history","days":0}"#,
+            r#"{"cmd":"history","days":9}"#,
+            r#"{"cmd":"history","days":-1}"#,
+            r#"{"cmd":"history","days":"7"}"#,
+            r#"{"cmd":"history","weeks":1}"#,
+        ] {
+            assert!(parse(line).is_err(), "accepted {line}");
+        }
+        assert_eq!("8".parse::<HistoryDays>().unwrap().get(), 8);
+        let err = "300".parse::<HistoryDays>().unwrap_err().to_string();
+        assert!(err.contains("expected 1 to 8"), "{err}");
+        assert!("x".parse::<HistoryDays>().is_err());
+    }
+
+    #[test]
     fn unknown_members_commands_and_bad_values_are_refused() {
         for line in [
             r#"{"cmd":"list","expird":true}"#,
@@ -680,6 +817,9 @@ mod tests {
             },
             Request::Flush,
             Request::Stats,
+            Request::History {
+                days: HistoryDays::try_from(3).unwrap(),
+            },
             Request::Reload,
         ];
         for r in requests {

@@ -5,7 +5,8 @@
 //! kernel set at once, and committed to the store together with the read positions in one
 //! transaction per batch, so that a crash loses at most the lines of the batch in hand (they are
 //! read again at the next start) and never a committed listing. Having one owner means no locks:
-//! a control request sees the state between two batches, never in the middle of one.
+//! a control request sees the state between two batches, never in the middle of one. The core
+//! also keeps the hourly figures behind `tarpitctl stats --history` (see [`super::hourly`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,9 +24,11 @@ use crate::parse::{Outcome, Parser};
 use crate::policy::decision::Decision;
 use crate::policy::engine::Engine;
 use crate::source::Line;
+use crate::state::hourly::KEEP_HOURLY;
 use crate::state::model::{Evidence, Listing, NewListing, Origin, SourceId, Unlisting};
-use crate::state::store::{Batch, Store};
+use crate::state::store::{Batch, PruneRules, Store};
 
+use super::hourly::{BatchHours, StallHours};
 use super::positions;
 
 /// A job from the control socket: runs on the core, between batches.
@@ -91,6 +94,8 @@ pub struct Core {
     pub stall: Option<crate::stall::StallStats>,
     /// Store failures in a row (the daemon keeps enforcing while the disk is full).
     pub store_failures: u64,
+    /// The stall figures per hour not yet committed, and when to commit and prune.
+    pub hourly: StallHours,
 }
 
 impl Core {
@@ -111,42 +116,51 @@ impl Core {
                             break;
                         }
                     }
-                    self.process(batches);
+                    self.process(batches, OffsetDateTime::now_utc());
                     for msg in after {
                         if !self.handle(msg) {
-                            return self.stop();
+                            return self.stop(OffsetDateTime::now_utc());
                         }
                     }
                 }
                 other => {
                     if !self.handle(other) {
-                        return self.stop();
+                        return self.stop(OffsetDateTime::now_utc());
                     }
                 }
             }
         }
-        self.stop();
+        self.stop(OffsetDateTime::now_utc());
     }
 
     /// Handles a message other than lines; false means stop.
     fn handle(&mut self, msg: Msg) -> bool {
         match msg {
-            Msg::Lines(source, lines) => self.process(vec![(source, lines)]),
+            Msg::Lines(source, lines) => {
+                self.process(vec![(source, lines)], OffsetDateTime::now_utc())
+            }
             Msg::Job(job) => job(self),
-            Msg::Tick => self.tick(),
+            Msg::Tick => self.tick(OffsetDateTime::now_utc()),
             Msg::Stop => return false,
         }
         true
     }
 
-    fn stop(&mut self) {
+    /// Commits the stall figures not yet committed; `now` is the wall clock.
+    pub(crate) fn stop(&mut self, now: OffsetDateTime) {
+        let mut batch = Batch::new();
+        batch.hourly = self.record_stall(now);
+        batch.hourly.extend(self.hourly.flush());
+        self.commit(&batch, false);
         tracing::info!("core stopped; the kernel set keeps the listings");
     }
 
-    /// Parses, judges, enforces and commits one or more batches of lines.
-    fn process(&mut self, batches: Vec<(usize, Vec<Line>)>) {
+    /// Parses, judges, enforces and commits one or more batches of lines; `now` is the wall
+    /// clock (events are counted in the hour of their log time, but never ahead of `now`).
+    pub(crate) fn process(&mut self, batches: Vec<(usize, Vec<Line>)>, now: OffsetDateTime) {
         let mut decisions: Vec<Decision> = Vec::new();
         let mut batch = Batch::new();
+        let mut hours = BatchHours::new();
         for (source, lines) in batches {
             let Some(src) = self.sources.get_mut(source) else {
                 continue;
@@ -157,6 +171,7 @@ impl Core {
                     Outcome::Event(event) => {
                         src.events += 1;
                         *self.events_by_class.entry(event.class).or_default() += 1;
+                        hours.event(event.time, event.class, now);
                         decisions.extend(self.engine.observe_event(&event));
                     }
                     Outcome::Delivered(d) => self.engine.observe_delivery(&d),
@@ -186,6 +201,7 @@ impl Core {
                 reason = %d.reason,
                 "listed"
             );
+            hours.listing(d.time, now);
             batch.list(NewListing {
                 net: d.ip,
                 since: d.time,
@@ -197,6 +213,7 @@ impl Core {
                 origin: Origin::Policy,
             });
         }
+        batch.hourly.extend(hours.into_counts());
         self.commit(&batch, !decisions.is_empty());
     }
 
@@ -261,8 +278,41 @@ impl Core {
         }
     }
 
-    fn tick(&mut self) {
-        self.engine.expire(OffsetDateTime::now_utc());
+    /// Housekeeping at `now` (the wall clock): expire the engine's counters, commit the stall
+    /// figures when due, prune old hourly figures once an hour.
+    pub(crate) fn tick(&mut self, now: OffsetDateTime) {
+        self.engine.expire(now);
+        let due = self.record_stall(now);
+        if !due.is_empty() {
+            let mut batch = Batch::new();
+            batch.hourly = due;
+            self.commit(&batch, false);
+        }
+        if self.hourly.prune_due(now) {
+            // Only the hourly figures: listings and offender history are kept as before.
+            let rules = PruneRules {
+                keep_expired: Duration::MAX,
+                forget_after: Duration::MAX,
+                keep_hourly: KEEP_HOURLY,
+            };
+            match self.store.prune(now, rules) {
+                Ok(pruned) if pruned.hours > 0 => {
+                    tracing::debug!(hours = pruned.hours, "old hourly figures pruned")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot prune the hourly figures"),
+            }
+        }
+    }
+
+    /// Takes the stall listener's totals into the hourly figures; returns those due a commit.
+    fn record_stall(&mut self, now: OffsetDateTime) -> Vec<crate::state::HourlyCounts> {
+        let (connections, seconds) = self
+            .stall
+            .as_ref()
+            .map(|s| s.snapshot())
+            .map_or((0, 0), |s| (s.total, s.seconds_held));
+        self.hourly.observe(now, connections, seconds)
     }
 
     /// Ends listings by hand: removes them from the kernel set and the store at once.
@@ -334,3 +384,7 @@ pub fn restore_kernel(driver: &Driver, store: &dyn Store) -> Result<(usize, usiz
     }
     Ok((wanted.len(), stale.len()))
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

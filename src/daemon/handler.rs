@@ -13,12 +13,14 @@ use tokio::sync::{mpsc, oneshot};
 use crate::control::address::Address;
 use crate::control::handler::ControlHandler;
 use crate::control::protocol::{
-    self, AddRequest, Added, AllowVerdict, ControlError, DaemonMode, Flushed, HostReport, Reloaded,
-    Removed, SourcePosition, SourceStatus, StallFigures, Stats, Status, StatusCounts,
+    self, AddRequest, Added, AllowVerdict, ControlError, DaemonMode, Flushed, History, HistoryDays,
+    HostReport, Reloaded, Removed, SourcePosition, SourceStatus, StallFigures, Stats, Status,
+    StatusCounts,
 };
 use crate::event::EventClass;
 use crate::policy::config::Mode;
 use crate::source::position::Position;
+use crate::state::hourly::HourlyCounts;
 use crate::state::model::{Evidence, Listing, NewListing, Origin};
 use crate::state::store::Batch;
 
@@ -218,6 +220,9 @@ impl ControlHandler for Handler {
                     by: "tarpitctl".to_owned(),
                 },
             });
+            let mut hour = HourlyCounts::zero(now);
+            hour.listings = 1;
+            batch.add_hourly(hour);
             core.store.commit(&batch).map_err(internal)?;
             core.engine.restore(net, offence, until);
             core.refresh_live();
@@ -305,6 +310,23 @@ impl ControlHandler for Handler {
                     seconds_wasted: s.seconds_held,
                 }),
             })
+        })
+        .await
+    }
+
+    async fn history(&self, days: HistoryDays) -> Result<History, ControlError> {
+        self.call(move |core| {
+            let now = OffsetDateTime::now_utc();
+            let from = crate::control::views::history_from(days, now);
+            let mut hours = core.store.hourly(from).map_err(internal)?;
+            // The stall figures of the last minute are not committed yet: add them.
+            if let Some(pending) = core.hourly.pending() {
+                match hours.iter_mut().find(|h| h.hour == pending.hour) {
+                    Some(h) => h.add(pending),
+                    None => hours.push(pending.clone()),
+                }
+            }
+            Ok(crate::control::views::hourly_history(&hours, from, now))
         })
         .await
     }

@@ -13,6 +13,7 @@
 
 pub mod core;
 pub mod handler;
+pub mod hourly;
 pub mod positions;
 pub mod reload;
 pub mod warmup;
@@ -231,6 +232,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         own,
         stall: stall_stats,
         store_failures: 0,
+        hourly: self::hourly::StallHours::new(),
     };
     core.refresh_live();
     let core_thread = std::thread::Builder::new()

@@ -98,20 +98,28 @@ pub struct PolicyConfig {
 /// Reads a list of networks where a plain address stands for its host prefix (/32, /128), as
 /// an operator writes an allowlist.
 fn nets_or_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    let items = Vec::<String>::deserialize(d)?;
-    items
-        .iter()
-        .map(|item| {
-            let item = item.trim();
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "{item:?} is neither an address nor a network (e.g. 192.0.2.7 or 2001:db8::/48)"
-                    ))
-                })
-        })
-        .collect()
+    Ok(Vec::<NetOrHost>::deserialize(d)?
+        .into_iter()
+        .map(|n| n.0)
+        .collect())
+}
+
+/// One allowlist entry; parsed one by one so that an error points at the entry.
+struct NetOrHost(IpNet);
+
+impl<'de> Deserialize<'de> for NetOrHost {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let item = String::deserialize(d)?;
+        let item = item.trim();
+        item.parse::<IpNet>()
+            .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+            .map(NetOrHost)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{item:?} is neither an address nor a network (e.g. 192.0.2.7 or 2001:db8::/48)"
+                ))
+            })
+    }
 }
 
 /// The default `allow` list: the private ranges of RFC 1918 and RFC 4193.

@@ -23,10 +23,12 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 use time::OffsetDateTime;
 
 use super::error::{Op, StoreError};
+use super::hourly::HourlyCounts;
 use super::model::{Listing, Offender, Position, SourceId};
 use super::sqlite_rows::{
-    addr_key, clamp, duration_micros, end_listing, insert_listing, listing_from_row, offender,
-    position_from_row, save_position, to_micros, Fail, LISTING_COLUMNS,
+    add_hourly, addr_key, clamp, count_from, duration_micros, end_listing, from_micros,
+    insert_listing, listing_from_row, offender, position_from_row, save_position, to_micros, Fail,
+    LISTING_COLUMNS,
 };
 use super::sqlite_schema::{self, SCHEMA_VERSION};
 use super::store::{Batch, Change, Committed, Counts, Outcome, PruneRules, Pruned, Store};
@@ -247,6 +249,9 @@ impl Store for SqliteStore {
             for (source, position) in &batch.positions {
                 save_position(&tx, source, position)?;
             }
+            for counts in &batch.hourly {
+                add_hourly(&tx, counts)?;
+            }
             tx.commit()?;
             Ok(Committed { outcomes })
         };
@@ -394,10 +399,52 @@ impl Store for SqliteStore {
         run().map_err(|f| self.err(Op::Read, f))
     }
 
+    fn hourly(&self, since: OffsetDateTime) -> Result<Vec<HourlyCounts>, StoreError> {
+        let since = to_micros(since);
+        let run = || -> Result<Vec<HourlyCounts>, Fail> {
+            let mut out: Vec<HourlyCounts> = Vec::new();
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT hour, listings, stall_connections, stall_seconds FROM hourly
+                 WHERE hour >= ?1 ORDER BY hour",
+            )?;
+            let mut rows = stmt.query([since])?;
+            while let Some(row) = rows.next()? {
+                let hour: i64 = row.get(0)?;
+                out.push(HourlyCounts {
+                    hour: from_micros(hour)?,
+                    listings: count_from(row.get(1)?, "an hour's listings")?,
+                    events_by_class: Default::default(),
+                    stall_connections: count_from(row.get(2)?, "an hour's stall connections")?,
+                    stall_seconds: count_from(row.get(3)?, "an hour's stall seconds")?,
+                });
+            }
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT hour, class, events FROM hourly_events WHERE hour >= ?1 ORDER BY hour",
+            )?;
+            let mut rows = stmt.query([since])?;
+            while let Some(row) = rows.next()? {
+                let hour = from_micros(row.get(0)?)?;
+                let class: String = row.get(1)?;
+                let events = count_from(row.get(2)?, "an hour's events")?;
+                let Ok(i) = out.binary_search_by_key(&hour, |h| h.hour) else {
+                    return Err(Fail::Corrupt(format!(
+                        "events of {class} for the hour {hour} that has no record"
+                    )));
+                };
+                if let Some(h) = out.get_mut(i) {
+                    h.events_by_class.insert(class, events);
+                }
+            }
+            Ok(out)
+        };
+        run().map_err(|f| self.err(Op::Read, f))
+    }
+
     fn prune(&mut self, now: OffsetDateTime, rules: PruneRules) -> Result<Pruned, StoreError> {
         let now_us = to_micros(now);
         let listings_before = now_us.saturating_sub(duration_micros(rules.keep_expired));
         let history_before = now_us.saturating_sub(duration_micros(rules.forget_after));
+        let hours_before = now_us.saturating_sub(duration_micros(rules.keep_hourly));
         let run = |conn: &mut Connection| -> Result<Pruned, Fail> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let listings = tx.execute(
@@ -410,14 +457,20 @@ impl Store for SqliteStore {
                      WHERE l.net = offenders.net AND l.ends > ?2)",
                 params![history_before, now_us],
             )?;
+            tx.execute(
+                "DELETE FROM hourly_events WHERE hour < ?1",
+                params![hours_before],
+            )?;
+            let hours = tx.execute("DELETE FROM hourly WHERE hour < ?1", params![hours_before])?;
             tx.commit()?;
             Ok(Pruned {
                 listings: listings as u64,
                 offenders: offenders as u64,
+                hours: hours as u64,
             })
         };
         let pruned = run(&mut self.conn).map_err(|f| fail(&self.path, Op::Prune, f))?;
-        tracing::debug!(path = %self.path.display(), listings = pruned.listings, offenders = pruned.offenders, "state pruned");
+        tracing::debug!(path = %self.path.display(), listings = pruned.listings, offenders = pruned.offenders, hours = pruned.hours, "state pruned");
         Ok(pruned)
     }
 

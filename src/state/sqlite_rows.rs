@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use rusqlite::{params, Row, Transaction};
 use time::OffsetDateTime;
 
+use super::hourly::{hour_start, HourlyCounts};
 use super::model::{
     EndCause, Ended, Evidence, FilePosition, Fingerprint, HistoryOnUnlist, Listing, ListingId,
     NewListing, Offender, Origin, Position, SourceId, Unlisting,
@@ -140,6 +141,43 @@ pub(super) fn end_listing(
         HistoryOnUnlist::Keep => {}
     }
     Ok(ended)
+}
+
+/// Adds one hour's figures to its records, creating them when missing (a zero delta creates the
+/// hour's record and so marks it as covered).
+pub(super) fn add_hourly(tx: &Transaction<'_>, counts: &HourlyCounts) -> Result<(), Fail> {
+    let hour = to_micros(hour_start(counts.hour));
+    tx.prepare_cached(
+        "INSERT INTO hourly (hour, listings, stall_connections, stall_seconds)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (hour) DO UPDATE SET listings = listings + excluded.listings,
+             stall_connections = stall_connections + excluded.stall_connections,
+             stall_seconds = stall_seconds + excluded.stall_seconds",
+    )?
+    .execute(params![
+        hour,
+        count(counts.listings),
+        count(counts.stall_connections),
+        count(counts.stall_seconds)
+    ])?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO hourly_events (hour, class, events) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hour, class) DO UPDATE SET events = events + excluded.events",
+    )?;
+    for (class, n) in &counts.events_by_class {
+        stmt.execute(params![hour, class, count(*n)])?;
+    }
+    Ok(())
+}
+
+/// A count as SQLite keeps it (signed 64-bit), capped rather than wrapped.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored count back, refusing a negative one.
+pub(super) fn count_from(n: i64, what: &str) -> Result<u64, Fail> {
+    u64::try_from(n).map_err(|_| Fail::Corrupt(format!("{what} is {n}")))
 }
 
 pub(super) fn save_position(

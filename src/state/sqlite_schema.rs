@@ -51,6 +51,21 @@ const MIGRATIONS: &[&str] = &[
         cursor      TEXT
     ) WITHOUT ROWID;
     ",
+    // 2: figures per UTC hour, for `tarpitctl stats --history`.
+    "
+    CREATE TABLE hourly (
+        hour              INTEGER PRIMARY KEY,   -- start of the UTC hour, unix microseconds
+        listings          INTEGER NOT NULL,
+        stall_connections INTEGER NOT NULL,
+        stall_seconds     INTEGER NOT NULL
+    );
+    CREATE TABLE hourly_events (
+        hour   INTEGER NOT NULL,                 -- as in hourly
+        class  TEXT    NOT NULL,                 -- the event class name
+        events INTEGER NOT NULL,
+        PRIMARY KEY (hour, class)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The newest schema version this build knows.

@@ -441,6 +441,7 @@ fn prune_deletes_old_expired_listings_and_forgotten_history_only() {
     let rules = PruneRules {
         keep_expired: Duration::from_secs(36 * 3600),
         forget_after: Duration::from_secs(48 * 3600),
+        keep_hourly: KEEP_HOURLY,
     };
     let pruned = store.prune(now, rules).unwrap();
     // .40 ended 71 h before now: listing and history go. .42 ended 47 h before: listing goes,
@@ -449,7 +450,8 @@ fn prune_deletes_old_expired_listings_and_forgotten_history_only() {
         pruned,
         Pruned {
             listings: 2,
-            offenders: 1
+            offenders: 1,
+            hours: 0
         }
     );
     assert_eq!(store.history(net("192.0.2.40/32")).unwrap(), None);
@@ -458,6 +460,133 @@ fn prune_deletes_old_expired_listings_and_forgotten_history_only() {
     assert_eq!(store.active(now).unwrap().len(), 1);
     assert_eq!(store.expired(now, 10).unwrap().len(), 0);
     assert_eq!(store.prune(now, rules).unwrap(), Pruned::default());
+}
+
+fn hour(start: OffsetDateTime, listings: u64, classes: &[(&str, u64)]) -> HourlyCounts {
+    let mut h = HourlyCounts::zero(start);
+    h.listings = listings;
+    for (class, n) in classes {
+        h.events_by_class.insert((*class).to_owned(), *n);
+    }
+    h
+}
+
+#[test]
+fn hourly_figures_add_up_per_hour_and_read_back_in_order() {
+    let (_dir, mut store) = open();
+    let mut first = hour(T0 + minutes(5), 1, &[("relay-denied", 2)]);
+    first.stall_connections = 3;
+    first.stall_seconds = 600;
+    let mut batch = Batch::new();
+    batch.add_hourly(first);
+    batch.add_hourly(hour(T0 + minutes(130), 0, &[("rbl-listed", 1)]));
+    store.commit(&batch).unwrap();
+    // Later deltas for the first hour add to it, class by class.
+    let mut more = hour(
+        T0 + minutes(59),
+        2,
+        &[("relay-denied", 5), ("rbl-listed", 7)],
+    );
+    more.stall_seconds = 60;
+    store.add_hourly(&more).unwrap();
+    // A zero delta creates a record: the hour is covered, with nothing in it.
+    store
+        .add_hourly(&HourlyCounts::zero(T0 + minutes(61)))
+        .unwrap();
+
+    let got = store.hourly(T0).unwrap();
+    let starts: Vec<OffsetDateTime> = got.iter().map(|h| h.hour).collect();
+    assert_eq!(starts, vec![T0, T0 + minutes(60), T0 + minutes(120)]);
+    assert_eq!(got[0].listings, 3);
+    assert_eq!(got[0].events(), 14);
+    assert_eq!(got[0].events_by_class["relay-denied"], 7);
+    assert_eq!(got[0].events_by_class["rbl-listed"], 7);
+    assert_eq!((got[0].stall_connections, got[0].stall_seconds), (3, 660));
+    assert_eq!(got[1], HourlyCounts::zero(T0 + minutes(60)));
+    assert_eq!(got[2].events(), 1);
+    // `since` is inclusive of the hour that starts at it and leaves out earlier ones.
+    assert_eq!(store.hourly(T0 + minutes(60)).unwrap().len(), 2);
+    assert_eq!(store.hourly(T0 + minutes(61)).unwrap().len(), 1);
+}
+
+#[test]
+fn hourly_figures_commit_with_the_rest_of_their_batch_or_not_at_all() {
+    let (_dir, mut store) = open();
+    store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON hourly_events WHEN NEW.class = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        )
+        .unwrap();
+    let source = SourceId("file:/var/log/mail.log".into());
+    let mut batch = Batch::new();
+    batch
+        .list(listing("192.0.2.33/32", T0, minutes(60), 1))
+        .position(
+            source.clone(),
+            Position::Journal {
+                cursor: "after".into(),
+            },
+        )
+        .add_hourly(hour(T0, 1, &[("relay-denied", 2)]))
+        .add_hourly(hour(T0 + minutes(60), 0, &[("poison", 1)]));
+    assert!(store.commit(&batch).is_err());
+    assert!(store.hourly(T0).unwrap().is_empty());
+    assert_eq!(store.position(&source).unwrap(), None);
+    assert!(store.active(T0).unwrap().is_empty());
+}
+
+#[test]
+fn prune_deletes_hourly_figures_older_than_the_keep_and_keeps_the_rest() {
+    let (_dir, mut store) = open();
+    let now = T0 + minutes(60 * 24 * 9);
+    let mut batch = Batch::new();
+    for day in 0..=9 {
+        batch.add_hourly(hour(T0 + minutes(60 * 24 * day), 1, &[("relay-denied", 1)]));
+    }
+    store.commit(&batch).unwrap();
+    let rules = PruneRules {
+        keep_expired: Duration::from_secs(36 * 3600),
+        forget_after: Duration::from_secs(48 * 3600),
+        keep_hourly: KEEP_HOURLY,
+    };
+    // Hours starting 9 days before `now` go; the one starting exactly 8 days before stays.
+    assert_eq!(store.prune(now, rules).unwrap().hours, 1);
+    let left = store.hourly(T0 - minutes(60)).unwrap();
+    assert_eq!(left.len(), 9);
+    assert_eq!(left[0].hour, T0 + minutes(60 * 24));
+    assert!(left.iter().all(|h| h.events() == 1));
+    assert_eq!(store.prune(now, rules).unwrap(), Pruned::default());
+}
+
+#[test]
+fn a_database_of_schema_1_gains_the_hourly_tables_and_keeps_its_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store
+            .record(listing("192.0.2.60/32", T0, minutes(60), 1))
+            .unwrap();
+    }
+    {
+        // Take it back to what schema 1 had.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE hourly; DROP TABLE hourly_events;
+             DELETE FROM schema_migrations WHERE version > 1;",
+        )
+        .unwrap();
+    }
+    assert!(SqliteStore::open_read_only(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("start tarpitd once to upgrade it"));
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.active(T0 + minutes(1)).unwrap().len(), 1);
+    store.add_hourly(&hour(T0, 1, &[])).unwrap();
+    assert_eq!(store.hourly(T0).unwrap().len(), 1);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use time::OffsetDateTime;
 
 use super::error::StoreError;
+use super::hourly::HourlyCounts;
 use super::model::{
     HistoryOnUnlist, Listing, ListingId, NewListing, Offender, Position, SourceId, Unlisting,
 };
@@ -35,6 +36,9 @@ pub struct Batch {
     pub changes: Vec<Change>,
     /// The read positions reached by the events behind these changes (last one per source wins).
     pub positions: Vec<(SourceId, Position)>,
+    /// Figures to add to their hours (committed with the positions, so an event re-read after a
+    /// crash is never counted twice).
+    pub hourly: Vec<HourlyCounts>,
 }
 
 impl Batch {
@@ -61,9 +65,15 @@ impl Batch {
         self
     }
 
+    /// Adds figures to an hour (a zero one still marks the hour as covered).
+    pub fn add_hourly(&mut self, counts: HourlyCounts) -> &mut Self {
+        self.hourly.push(counts);
+        self
+    }
+
     /// True when committing it would change nothing.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.positions.is_empty()
+        self.changes.is_empty() && self.positions.is_empty() && self.hourly.is_empty()
     }
 }
 
@@ -91,6 +101,9 @@ pub struct PruneRules {
     pub keep_expired: Duration,
     /// Offender history with no listing ending within this long is deleted (`ban.forget_after`).
     pub forget_after: Duration,
+    /// Hourly figures of hours that started longer ago than this are deleted
+    /// ([`super::hourly::KEEP_HOURLY`]).
+    pub keep_hourly: Duration,
 }
 
 /// What a prune deleted.
@@ -100,6 +113,8 @@ pub struct Pruned {
     pub listings: u64,
     /// Offender histories deleted.
     pub offenders: u64,
+    /// Hours of figures deleted.
+    pub hours: u64,
 }
 
 /// Sizes of the state at one time, for `tarpitctl stats`.
@@ -158,8 +173,13 @@ pub trait Store: Send {
     /// Every saved position, by source name.
     fn positions(&self) -> Result<Vec<(SourceId, Position)>, StoreError>;
 
-    /// Deletes listings ended more than `rules.keep_expired` before `now` and history forgotten
-    /// under `rules.forget_after`, in one transaction. Active listings and their history stay.
+    /// The hourly figures of every hour starting at or after `since`, oldest first; hours with
+    /// no record are absent (not known, as opposed to a record of zeros).
+    fn hourly(&self, since: OffsetDateTime) -> Result<Vec<HourlyCounts>, StoreError>;
+
+    /// Deletes listings ended more than `rules.keep_expired` before `now`, history forgotten
+    /// under `rules.forget_after` and hourly figures older than `rules.keep_hourly`, in one
+    /// transaction. Active listings and their history stay.
     fn prune(&mut self, now: OffsetDateTime, rules: PruneRules) -> Result<Pruned, StoreError>;
 
     /// How much the state holds at `at`.
@@ -201,6 +221,13 @@ pub trait Store: Send {
             Some(Outcome::Unlisted(ended)) => ended,
             _ => None,
         })
+    }
+
+    /// Adds figures to their hour; shorthand for a batch holding only them.
+    fn add_hourly(&mut self, counts: &HourlyCounts) -> Result<(), StoreError> {
+        let mut batch = Batch::new();
+        batch.add_hourly(counts.clone());
+        self.commit(&batch).map(drop)
     }
 
     /// Saves one source's position; shorthand for a batch holding only it.

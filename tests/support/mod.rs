@@ -15,8 +15,8 @@ use tarpit::control::config::ControlConfig;
 use tarpit::control::handler::ControlHandler;
 use tarpit::control::protocol::{
     duration_buckets, AddRequest, Added, AllowVerdict, ControlError, DaemonMode, ErrorCode,
-    Flushed, HostReport, Listing, ListingSource, Offence, Reloaded, Removed, SourcePosition,
-    SourceStatus, StallFigures, Stats, Status, StatusCounts,
+    Flushed, History, HistoryDays, HostReport, HourFigures, Listing, ListingSource, Offence,
+    Reloaded, Removed, SourcePosition, SourceStatus, StallFigures, Stats, Status, StatusCounts,
 };
 use tarpit::control::server::{ControlServer, ServerLimits};
 use time::OffsetDateTime;
@@ -174,6 +174,23 @@ impl ControlHandler for MockHandler {
                 total: 9,
                 seconds_wasted: 3600,
             },
+        })
+    }
+
+    async fn history(&self, days: HistoryDays) -> Result<History, ControlError> {
+        let listings = self.listings.lock().unwrap().len() as u64;
+        Ok(History {
+            from: NOW.replace_time(time::Time::MIDNIGHT)
+                - time::Duration::days(i64::from(days.get()) - 1),
+            now: NOW,
+            hours: vec![HourFigures {
+                start: NOW,
+                listings,
+                events: 7,
+                events_by_class: BTreeMap::from([("unknown-recipient".to_owned(), 7)]),
+                held_connections: 9,
+                held_seconds: 3600,
+            }],
         })
     }
 
