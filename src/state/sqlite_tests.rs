@@ -562,14 +562,7 @@ fn prune_deletes_hourly_figures_older_than_the_keep_and_keeps_the_rest() {
 
 #[test]
 fn a_database_of_schema_1_gains_the_hourly_tables_and_keeps_its_listings() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    {
-        let mut store = SqliteStore::open(&path).unwrap();
-        store
-            .record(listing("192.0.2.60/32", T0, minutes(60), 1))
-            .unwrap();
-    }
+    let (_dir, path) = database_with_one_listing();
     {
         // Take it back to what schema 1 had.
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -660,14 +653,7 @@ fn a_newer_schema_is_refused_not_misread() {
 
 #[test]
 fn read_only_open_reads_and_refuses_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    {
-        let mut store = SqliteStore::open(&path).unwrap();
-        store
-            .record(listing("192.0.2.60/32", T0, minutes(60), 1))
-            .unwrap();
-    }
+    let (dir, path) = database_with_one_listing();
     let mut reader = SqliteStore::open_read_only(&path).unwrap();
     assert_eq!(reader.active(T0).unwrap().len(), 1);
     let err = reader
@@ -892,4 +878,15 @@ fn a_new_database_and_its_last_folder_are_private() {
     assert_eq!(mode(&path), 0o640);
     assert_eq!(mode(&super::sidecar(&path, "-wal")), 0o640);
     assert_eq!(mode(&super::sidecar(&path, "-shm")), 0o640);
+}
+
+/// A fresh state database holding one listing, closed again.
+fn database_with_one_listing() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store
+        .record(listing("192.0.2.60/32", T0, minutes(60), 1))
+        .unwrap();
+    (dir, path)
 }
