@@ -119,6 +119,13 @@ pub fn run(
             Action::List { .. } | Action::Show(_) | Action::History { .. } => {
                 offline(action, target, &e, open_offline, out, err)
             }
+            Action::Status | Action::Stats => {
+                writeln!(
+                    err,
+                    "tarpitctl: {e}\ntarpitctl: these figures are the running daemon's; start it (systemctl start tarpitd), or see `tarpitctl list` and `stats --history`, which read the state database"
+                )?;
+                Ok(exit::UNREACHABLE)
+            }
             _ => {
                 writeln!(
                     err,

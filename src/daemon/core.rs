@@ -26,7 +26,7 @@ use crate::policy::engine::Engine;
 use crate::source::Line;
 use crate::state::hourly::KEEP_HOURLY;
 use crate::state::model::{Evidence, Listing, NewListing, Origin, SourceId, Unlisting};
-use crate::state::store::{Batch, PruneRules, Store};
+use crate::state::store::{Batch, PruneRules, Pruned, Store};
 
 use super::hourly::{BatchHours, StallHours};
 use super::positions;
@@ -279,7 +279,8 @@ impl Core {
     }
 
     /// Housekeeping at `now` (the wall clock): expire the engine's counters, commit the stall
-    /// figures when due, prune old hourly figures once an hour.
+    /// figures when due, and once an hour prune old hourly figures and the listings and
+    /// offender history that `ban.forget_after` has made irrelevant.
     pub(crate) fn tick(&mut self, now: OffsetDateTime) {
         self.engine.expire(now);
         let due = self.record_stall(now);
@@ -289,18 +290,23 @@ impl Core {
             self.commit(&batch, false);
         }
         if self.hourly.prune_due(now) {
-            // Only the hourly figures: listings and offender history are kept as before.
+            // Listings and offender history are kept as long as they can still make a repeat
+            // offence longer (`ban.forget_after`), so `list --expired` shows them until then.
+            let forget_after = self.config.ban.forget_after.get();
             let rules = PruneRules {
-                keep_expired: Duration::MAX,
-                forget_after: Duration::MAX,
+                keep_expired: forget_after,
+                forget_after,
                 keep_hourly: KEEP_HOURLY,
             };
             match self.store.prune(now, rules) {
-                Ok(pruned) if pruned.hours > 0 => {
-                    tracing::debug!(hours = pruned.hours, "old hourly figures pruned")
-                }
+                Ok(pruned) if pruned != Pruned::default() => tracing::info!(
+                    listings = pruned.listings,
+                    offenders = pruned.offenders,
+                    hours = pruned.hours,
+                    "state pruned of what can no longer matter"
+                ),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot prune the hourly figures"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the state database"),
             }
         }
     }

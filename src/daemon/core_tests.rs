@@ -157,3 +157,47 @@ fn old_hourly_figures_are_pruned_at_the_first_tick_of_an_hour() {
         ]
     );
 }
+
+#[test]
+fn listings_and_history_older_than_forget_after_are_pruned_and_recent_ones_kept() {
+    use crate::state::{Evidence, NewListing, Origin};
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = core(&dir);
+    let forget = core.config.ban.forget_after.get();
+    let day = std::time::Duration::from_secs(86_400);
+    let listed = |net: &str, ended: OffsetDateTime| NewListing {
+        net: net.parse().unwrap(),
+        since: ended - std::time::Duration::from_secs(3600),
+        until: ended,
+        offence: 1,
+        reason: "test".into(),
+        evidence: Evidence::from_lines(["a line"]),
+        enforced: true,
+        origin: Origin::Policy,
+    };
+    core.store
+        .record(listed("192.0.2.1/32", NOW - forget - day))
+        .unwrap();
+    core.store
+        .record(listed("192.0.2.2/32", NOW - day))
+        .unwrap();
+    core.tick(NOW);
+    let left: Vec<String> = core
+        .store
+        .expired(NOW, 100)
+        .unwrap()
+        .iter()
+        .map(|l| l.net.to_string())
+        .collect();
+    assert_eq!(left, vec!["192.0.2.2/32".to_owned()]);
+    assert!(core
+        .store
+        .history("192.0.2.1/32".parse().unwrap())
+        .unwrap()
+        .is_none());
+    assert!(core
+        .store
+        .history("192.0.2.2/32".parse().unwrap())
+        .unwrap()
+        .is_some());
+}
