@@ -5,8 +5,8 @@
 # Usage: scripts/build-deb.sh [--profile NAME]
 #   The package one ships is the default, the release profile. scripts/check-deb.sh checks it.
 #
-# Installs the pinned cargo-deb when it is missing (about a minute of compiling). Before running
-# it, makes the assets that are not in the tree: the shell completions from
+# Installs cargo-deb (the version pinned below) when it is missing: about a minute of compiling.
+# Before running it, makes the assets that are not in the tree: the shell completions from
 # `tarpitctl completions`, the gzipped README, and man/*.N sorted into man<N>/ directories so
 # that every page in man/, whatever its section, is packaged.
 set -euo pipefail
@@ -27,12 +27,16 @@ if ! command -v dpkg-shlibdeps >/dev/null; then
   echo "build-deb: dpkg-shlibdeps is missing: apt-get install dpkg-dev (or run scripts/install-deps.sh as root)" >&2
   exit 1
 fi
-if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; then
+installed=$(cargo deb --version 2>/dev/null || true)
+if [ -z "$installed" ]; then
   echo "build-deb: installing cargo-deb $cargo_deb_version" >&2
-  cargo install cargo-deb --version "$cargo_deb_version" --locked --quiet
+  cargo install cargo-deb --version "$cargo_deb_version" --locked
+elif [ "$installed" != "cargo-deb $cargo_deb_version" ]; then
+  echo "build-deb: using the installed $installed (this script is tested with $cargo_deb_version;" \
+    "if tests/deb-files.txt no longer matches: cargo install cargo-deb --version $cargo_deb_version --locked)" >&2
 fi
 
-cargo build --profile "$profile" --bins --quiet
+cargo build --profile "$profile" --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 tarpitctl="$target_dir/$profile/tarpitctl"

@@ -10,14 +10,17 @@
 #   so that a new page is checked without editing the list. --update rewrites the list from the
 #   package (review the diff before committing it).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 update=no
 if [ "${1:-}" = "--update" ]; then
   update=yes
   shift
 fi
-deb=${1:-$(scripts/build-deb.sh)}
+deb=${1:+$(realpath "$1")}
+cd "$(dirname "$0")/.."
+if [ -z "$deb" ]; then
+  deb=$(scripts/build-deb.sh)
+fi
 expected_list=tests/deb-files.txt
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
