@@ -49,6 +49,23 @@ mkdir -p "$staging/completions"
 "$tarpitctl" completions zsh > "$staging/completions/_tarpitctl"
 "$tarpitctl" completions fish > "$staging/completions/tarpitctl.fish"
 gzip -9n < README.md > "$staging/README.md.gz"
+# Debian wants a changelog.Debian.gz beside the upstream changelog.gz: one entry for this build,
+# dated like the last commit so that the same tree makes the same package.
+fields=$(cargo metadata --format-version 1 --no-deps | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["packages"][0]
+deb = (p.get("metadata") or {}).get("deb", {})
+print(p["name"], p["version"] + "-" + str(deb.get("revision", "1")), deb["maintainer"])')
+read -r name version maintainer <<< "$fields"
+stamp=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+cat > "$staging/changelog.Debian" <<EOF
+$name ($version) unstable; urgency=medium
+
+  * Built from the upstream sources with cargo-deb. The upstream changes are in
+    /usr/share/doc/$name/changelog.gz.
+
+ -- $maintainer  $(LC_ALL=C date -R -u -d "@$stamp")
+EOF
 for page in man/*.[1-9]; do
   [ -e "$page" ] || continue
   section=${page##*.}
