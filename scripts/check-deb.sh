@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Debian package: its file list, its Depends, its conffile, its maintainer scripts,
-# that the binaries and completions it carries work once unpacked into a temporary directory, and
-# (as root, scripts/try-deb-install.sh) a real install, upgrade, remove and purge in a throwaway
-# mount namespace. Nothing is installed on this machine.
+# that the binaries and completions it carries work once unpacked into a temporary directory,
+# lintian (when installed), and (as root, scripts/try-deb-install.sh) a real install, upgrade,
+# remove and purge in a throwaway mount namespace. Nothing is installed on this machine.
 #
 # Usage: scripts/check-deb.sh [--update] [FILE.deb]
 #   Without FILE.deb, builds the package with scripts/build-deb.sh first.
@@ -99,6 +99,15 @@ for shell_file in bash:usr/share/bash-completion/completions/tarpitctl \
 done
 bash -c 'source "$1" && complete -p tarpitctl' _ "$root/usr/share/bash-completion/completions/tarpitctl" >/dev/null ||
   fail "bash cannot load the tarpitctl completion"
+
+# Lintian is not required (it pulls in about a hundred packages); where it is installed, its
+# errors and warnings fail the check (packaging/deb/lintian-overrides says what is accepted).
+if command -v lintian >/dev/null; then
+  lintian --fail-on error,warning "$deb" 2> >(grep -v 'running with root privileges' >&2) ||
+    fail "lintian found errors or warnings"
+else
+  echo "check-deb: skipped lintian because it is not installed" >&2
+fi
 
 scripts/try-deb-install.sh "$deb"
 echo "check-deb: ok: $deb ($(wc -l < "$work/actual") files; Depends: $depends)"
