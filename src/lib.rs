@@ -12,12 +12,14 @@
 //! - [`event`]: the event model every stage after parsing speaks.
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 //! - [`policy`]: the pure engine that turns events into listing decisions, and its config.
+//! - [`metrics`]: the optional Prometheus endpoint (`GET /metrics`).
 
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod duration;
 pub mod event;
+pub mod metrics;
 pub mod netfilter;
 pub mod parse;
 pub mod policy;

@@ -55,6 +55,8 @@ pub struct SourceState {
     pub lines: u64,
     /// Events found since start.
     pub events: u64,
+    /// The timestamp of the newest line read, for the metrics' parse lag.
+    pub newest: Option<OffsetDateTime>,
     /// Where it is.
     pub position: Option<crate::source::position::Position>,
     /// The last error its reader reported, if any.
@@ -91,6 +93,8 @@ pub struct Core {
     pub stall: Option<crate::stall::StallStats>,
     /// Store failures in a row (the daemon keeps enforcing while the disk is full).
     pub store_failures: u64,
+    /// Listings made since start, by the policy and by hand.
+    pub listed: u64,
 }
 
 impl Core {
@@ -169,6 +173,12 @@ impl Core {
                     }
                 }
             }
+            if let Some(t) = lines.iter().rev().find_map(|l| {
+                let stamp = crate::parse::header::split(&l.bytes).stamp?;
+                src.parser.clock().resolve(&stamp)
+            }) {
+                src.newest = Some(t);
+            }
             if let Some(last) = lines.last() {
                 src.position = Some(last.position.clone());
                 if let Some(p) = positions::to_store(&last.position) {
@@ -177,6 +187,7 @@ impl Core {
             }
         }
         self.enforce(&decisions);
+        self.listed += decisions.len() as u64;
         for d in &decisions {
             tracing::info!(
                 ip = %crate::policy::decision::ip_text(&d.ip),
