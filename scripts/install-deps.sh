@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   pkg-config libnftnl-dev libmnl-dev nftables iproute2 python3 swaks help2man systemd
-  systemd-journal-remote
+  systemd-journal-remote python3-prometheus-client
 )
 
 missing=()
