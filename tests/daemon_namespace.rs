@@ -619,5 +619,47 @@ fn the_metrics_endpoint_shows_the_real_figures_in_both_exposition_formats() {
         sample(&text, "tarpit_build_info", &[("version", version)]),
         Some(1.0)
     );
+
+    // A host let out is no longer counted as active (scrapes a second apart are fresh).
+    assert_eq!(s.ctl(&["del", "198.51.100.7"]).0, 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = scrape(&s, "text", None);
+    let ipv4_first = [("family", "ipv4"), ("offence", "1")];
+    assert_eq!(
+        sample(&after, "tarpit_listings_active", &ipv4_first),
+        Some(0.0)
+    );
+    assert_eq!(sample(&after, "tarpit_listings_total", &[]), Some(2.0));
     stop(daemon, libc::SIGTERM);
+}
+
+#[test]
+fn a_metrics_address_already_taken_stops_the_start_with_a_clear_error() {
+    let Some(s) = Setup::new("metrics-taken") else {
+        return;
+    };
+    // The stall listener holds [::]:2525, which covers 127.0.0.1:2525.
+    let mut config = std::fs::read_to_string(s.path("tarpit.yaml")).unwrap();
+    config.push_str("metrics: { listen: \"127.0.0.1:2525\" }\n");
+    std::fs::write(s.path("tarpit.yaml"), config).unwrap();
+    let out =
+        s.ns.command("timeout")
+            .arg("20")
+            .arg(env!("CARGO_BIN_EXE_tarpitd"))
+            .arg("--config")
+            .arg(s.path("tarpit.yaml"))
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "tarpitd should refuse to start: {:?}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains("cannot listen on 127.0.0.1:2525 for metrics")
+            && stderr.contains("metrics.listen"),
+        "{stderr}"
+    );
+    assert!(!s.path("control.sock").exists(), "nothing else was started");
 }

@@ -95,6 +95,9 @@ pub struct Core {
     pub store_failures: u64,
     /// Listings made since start, by the policy and by hand.
     pub listed: u64,
+    /// Every listing in force, enforced or not, as `(net, end, offence)` at the last change: the
+    /// metrics count these rather than read the store at each scrape.
+    pub in_force: Vec<(IpNet, OffsetDateTime, u32)>,
 }
 
 impl Core {
@@ -254,11 +257,15 @@ impl Core {
         }
     }
 
-    /// Re-reads the live listings for the watcher.
+    /// Re-reads the live listings for the watcher and the metrics.
     pub fn refresh_live(&mut self) {
         let now = OffsetDateTime::now_utc();
         match self.store.active(now) {
             Ok(active) => {
+                self.in_force = active
+                    .iter()
+                    .map(|l| (l.net, l.ends(), l.offence))
+                    .collect();
                 let live: Vec<(IpNet, OffsetDateTime)> = active
                     .iter()
                     .filter(|l| l.enforced)

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::control::protocol::ControlError;
 use crate::event::EventClass;
 use crate::metrics::snapshot::{ActiveListings, SourceFigures, StallFigures};
 use crate::metrics::{Collect, Snapshot};
@@ -22,20 +21,22 @@ pub struct CoreCollector(pub Arc<Handler>);
 
 impl Collect for CoreCollector {
     async fn collect(&self) -> Result<Snapshot, String> {
-        self.0.call(snapshot).await.map_err(|e| e.message)
+        self.0
+            .call(|core| Ok(snapshot(core)))
+            .await
+            .map_err(|e| e.message)
     }
 }
 
-/// The core's figures now.
-pub fn snapshot(core: &mut Core) -> Result<Snapshot, ControlError> {
+/// The core's figures now. Cheap: counters and the in-force list the core keeps, the kernel's
+/// rule counters and the stall listener's totals; the store is not read.
+pub fn snapshot(core: &Core) -> Snapshot {
     let now = OffsetDateTime::now_utc();
     let mut active = ActiveListings::default();
-    for l in core
-        .store
-        .active(now)
-        .map_err(|e| ControlError::internal(e.to_string()))?
-    {
-        active.add(&l.net, l.offence);
+    for (net, end, offence) in &core.in_force {
+        if *end > now {
+            active.add(net, *offence);
+        }
     }
     let diverted_packets = match &core.driver {
         None => Some(0),
@@ -47,7 +48,7 @@ pub fn snapshot(core: &mut Core) -> Result<Snapshot, ControlError> {
             }
         },
     };
-    Ok(Snapshot {
+    Snapshot {
         started: core.started,
         events_by_class: EventClass::ALL
             .iter()
@@ -70,5 +71,5 @@ pub fn snapshot(core: &mut Core) -> Result<Snapshot, ControlError> {
                 lag_seconds: s.newest.map(|t| (now - t).as_seconds_f64()),
             })
             .collect(),
-    })
+    }
 }

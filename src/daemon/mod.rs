@@ -244,6 +244,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         stall: stall_stats,
         store_failures: 0,
         listed: 0,
+        in_force: Vec::new(),
     };
     core.refresh_live();
     let core_thread = std::thread::Builder::new()
