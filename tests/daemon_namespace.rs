@@ -485,7 +485,7 @@ fn every_tarpitctl_command_works_against_the_running_daemon() {
 
 /// Scrapes the daemon's metrics endpoint from inside its namespace with `tests/metrics/scrape.py`,
 /// which parses the answer with the reference Python client (`python3-prometheus-client`).
-fn scrape(s: &Setup, format: &str, hold: Option<&str>) -> Value {
+fn scrape(s: &Setup, format: &str, extra: &[&str]) -> Value {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/metrics/scrape.py");
     // Debian's python3-prometheus-client is installed for Debian's own interpreter.
     let python = if std::path::Path::new("/usr/bin/python3").exists() {
@@ -496,10 +496,8 @@ fn scrape(s: &Setup, format: &str, hold: Option<&str>) -> Value {
     let mut c = s.ns.command(python);
     c.arg(script)
         .arg("http://127.0.0.1:9465/metrics")
-        .arg(format);
-    if let Some(h) = hold {
-        c.arg(h);
-    }
+        .arg(format)
+        .args(extra);
     let out = c.output().unwrap();
     assert!(
         out.status.success(),
@@ -537,8 +535,10 @@ fn the_metrics_endpoint_shows_the_real_figures_in_both_exposition_formats() {
     assert!(!by_hand.is_empty());
 
     // Prometheus's own request: OpenMetrics, parsed strictly; a connection held by the stall
-    // listener meanwhile.
-    let om = scrape(&s, "openmetrics", Some("127.0.0.1:2525"));
+    // listener meanwhile, and three hostile clients connected to the endpoint first (silent,
+    // garbage, an endless header), which must not make it wait for their 5 s read deadline.
+    let om = scrape(&s, "openmetrics", &["--hostile", "127.0.0.1:2525"]);
+    assert!(om["seconds"].as_f64().unwrap() < 2.0, "{}", om["seconds"]);
     assert!(
         om["content_type"]
             .as_str()
@@ -603,7 +603,7 @@ fn the_metrics_endpoint_shows_the_real_figures_in_both_exposition_formats() {
     assert_eq!(held["type"], "counter");
 
     // curl's request: the text format 0.0.4, parsed by the other parser, same figures.
-    let text = scrape(&s, "text", None);
+    let text = scrape(&s, "text", &[]);
     assert!(
         text["content_type"]
             .as_str()
@@ -623,7 +623,7 @@ fn the_metrics_endpoint_shows_the_real_figures_in_both_exposition_formats() {
     // A host let out is no longer counted as active (scrapes a second apart are fresh).
     assert_eq!(s.ctl(&["del", "198.51.100.7"]).0, 0);
     std::thread::sleep(Duration::from_millis(1100));
-    let after = scrape(&s, "text", None);
+    let after = scrape(&s, "text", &[]);
     let ipv4_first = [("family", "ipv4"), ("offence", "1")];
     assert_eq!(
         sample(&after, "tarpit_listings_active", &ipv4_first),
