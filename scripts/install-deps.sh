@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   pkg-config libnftnl-dev libmnl-dev nftables iproute2 python3 swaks mandoc man-db systemd
-  systemd-journal-remote dpkg-dev
+  systemd-journal-remote dpkg-dev python3-prometheus-client
 )
 
 missing=()

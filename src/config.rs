@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::control::config::ControlConfig;
+use crate::metrics::MetricsConfig;
 use crate::netfilter::NetfilterConfig;
 use crate::policy::config::{BanConfig, Mode, PolicyConfig, PolicySection};
 use crate::source::config::{default_sources, SourceConfig};
@@ -41,6 +42,8 @@ pub struct Config {
     pub ban: BanConfig,
     /// Operator rule files, tried before the built-in rules (each names its MTA).
     pub rules: Vec<PathBuf>,
+    /// The Prometheus endpoint (off unless it names an address).
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             ban: BanConfig::default(),
             rules: Vec::new(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -253,11 +257,16 @@ policy:
   allow_delivered_for: 30d
   ipv6_prefix: 64
 ban: { first: 1h, factor: 4, max: 28d, forget_after: 90d }
+metrics: { listen: "127.0.0.1:9465" }
 "#;
         let c = Config::parse(Path::new("t.yaml"), text).unwrap();
         assert_eq!(c.mode, Mode::DryRun);
         assert_eq!(c.sources.len(), 2);
         assert_eq!(c.policy.threshold, 10);
+        assert_eq!(
+            c.metrics.listen.map(|l| l.to_string()).as_deref(),
+            Some("127.0.0.1:9465")
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`netfilter`]: tarpit's own nftables table over netlink: listed prefixes with timeouts, diversion rules.
 //! - [`policy`]: the pure engine that turns events into listing decisions, and its config.
 //! - [`report`]: how the binaries word an error for a person.
+//! - [`metrics`]: the optional Prometheus endpoint (`GET /metrics`).
 
 pub mod cli;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod control;
 pub mod daemon;
 pub mod duration;
 pub mod event;
+pub mod metrics;
 pub mod netfilter;
 pub mod parse;
 pub mod policy;

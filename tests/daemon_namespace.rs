@@ -565,3 +565,184 @@ fn stats_history_shows_this_hours_events_and_listings_with_the_daemon_up_and_dow
     let chart = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(chart.is_ascii() && chart.contains("(@ = 2)"), "{chart}");
 }
+
+/// Scrapes the daemon's metrics endpoint from inside its namespace with `tests/metrics/scrape.py`,
+/// which parses the answer with the reference Python client (`python3-prometheus-client`).
+fn scrape(s: &Setup, format: &str, extra: &[&str]) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/metrics/scrape.py");
+    // Debian's python3-prometheus-client is installed for Debian's own interpreter.
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let mut c = s.ns.command(python);
+    c.arg(script)
+        .arg("http://127.0.0.1:9465/metrics")
+        .arg(format)
+        .args(extra);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "the {format} scrape failed or did not parse (python3-prometheus-client comes with scripts/install-deps.sh):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn sample(scraped: &Value, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scraped["families"]
+        .as_array()?
+        .iter()
+        .flat_map(|f| f["samples"].as_array().into_iter().flatten())
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .and_then(|s| s["value"].as_f64())
+}
+
+#[test]
+fn the_metrics_endpoint_shows_the_real_figures_in_both_exposition_formats() {
+    let Some(s) = Setup::new("metrics") else {
+        return;
+    };
+    let mut config = std::fs::read_to_string(s.path("tarpit.yaml")).unwrap();
+    config.push_str("metrics: { listen: \"127.0.0.1:9465\" }\n");
+    std::fs::write(s.path("tarpit.yaml"), config).unwrap();
+    let daemon = s.start();
+    s.reject("198.51.100.7", 2, "a");
+    s.reject("192.0.2.30", 1, "b");
+    assert!(s
+        .wait_listed("198.51.100.7", Duration::from_secs(5))
+        .is_some());
+    let (_, by_hand) = s.ctl(&["add", "2001:db8:7::/64", "--for", "1h"]);
+    assert!(!by_hand.is_empty());
+
+    // Prometheus's own request: OpenMetrics, parsed strictly; a connection held by the stall
+    // listener meanwhile, and three hostile clients connected to the endpoint first (silent,
+    // garbage, an endless header), which must not make it wait for their 5 s read deadline.
+    let om = scrape(&s, "openmetrics", &["--hostile", "127.0.0.1:2525"]);
+    assert!(om["seconds"].as_f64().unwrap() < 2.0, "{}", om["seconds"]);
+    assert!(
+        om["content_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text; version=1.0.0"),
+        "{om}"
+    );
+    let v = |name: &str, labels: &[(&str, &str)]| {
+        sample(&om, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in {om}"))
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(v("tarpit_build_info", &[("version", version)]), 1.0);
+    assert_eq!(v("tarpit_events_total", &[("class", "relay-denied")]), 3.0);
+    assert_eq!(v("tarpit_events_total", &[("class", "rbl-listed")]), 0.0);
+    let active = |family, offence| {
+        v(
+            "tarpit_listings_active",
+            &[("family", family), ("offence", offence)],
+        )
+    };
+    assert_eq!(active("ipv4", "1"), 1.0, "198.51.100.7, a first offence");
+    assert_eq!(active("ipv6", "1"), 1.0, "the /64 listed by hand");
+    assert_eq!(active("ipv4", "2") + active("ipv4", "4+"), 0.0);
+    assert_eq!(v("tarpit_listings_total", &[]), 2.0);
+    let source = format!("file:{}", s.path("mail.log").display());
+    assert_eq!(
+        v("tarpit_source_lines_read_total", &[("source", &source)]),
+        3.0
+    );
+    assert_eq!(v("tarpit_source_events_total", &[("source", &source)]), 3.0);
+    let lag = v("tarpit_source_lag_seconds", &[("source", &source)]);
+    assert!(
+        (0.0..120.0).contains(&lag),
+        "lines stamped now lag by seconds, not {lag}"
+    );
+    assert_eq!(v("tarpit_stall_connections_held", &[]), 1.0);
+    assert_eq!(v("tarpit_stall_connections_accepted_total", &[]), 1.0);
+    let (_, stats) = s.ctl(&["stats", "--json"]);
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        v("tarpit_diverted_packets_total", &[]),
+        stats["diverted_packets"].as_f64().unwrap(),
+        "the kernel's counter, as tarpitctl stats reads it"
+    );
+    let families: Vec<&str> = om["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        families.contains(&"tarpit_stall_held_seconds"),
+        "{families:?}"
+    );
+    let held = om["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "tarpit_stall_held_seconds")
+        .unwrap();
+    assert_eq!(held["unit"], "seconds");
+    assert_eq!(held["type"], "counter");
+
+    // curl's request: the text format 0.0.4, parsed by the other parser, same figures.
+    let text = scrape(&s, "text", &[]);
+    assert!(
+        text["content_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tarpit_events_total", &[("class", "relay-denied")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "tarpit_build_info", &[("version", version)]),
+        Some(1.0)
+    );
+
+    // A host let out is no longer counted as active (scrapes a second apart are fresh).
+    assert_eq!(s.ctl(&["del", "198.51.100.7"]).0, 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = scrape(&s, "text", &[]);
+    let ipv4_first = [("family", "ipv4"), ("offence", "1")];
+    assert_eq!(
+        sample(&after, "tarpit_listings_active", &ipv4_first),
+        Some(0.0)
+    );
+    assert_eq!(sample(&after, "tarpit_listings_total", &[]), Some(2.0));
+    stop(daemon, libc::SIGTERM);
+}
+
+#[test]
+fn a_metrics_address_already_taken_stops_the_start_with_a_clear_error() {
+    let Some(s) = Setup::new("metrics-taken") else {
+        return;
+    };
+    // The stall listener holds [::]:2525, which covers 127.0.0.1:2525.
+    let mut config = std::fs::read_to_string(s.path("tarpit.yaml")).unwrap();
+    config.push_str("metrics: { listen: \"127.0.0.1:2525\" }\n");
+    std::fs::write(s.path("tarpit.yaml"), config).unwrap();
+    let out =
+        s.ns.command("timeout")
+            .arg("20")
+            .arg(env!("CARGO_BIN_EXE_tarpitd"))
+            .arg("--config")
+            .arg(s.path("tarpit.yaml"))
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "tarpitd should refuse to start: {:?}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains("cannot listen on 127.0.0.1:2525 for metrics")
+            && stderr.contains("metrics.listen"),
+        "{stderr}"
+    );
+    assert!(!s.path("control.sock").exists(), "nothing else was started");
+}

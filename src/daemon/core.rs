@@ -58,6 +58,8 @@ pub struct SourceState {
     pub lines: u64,
     /// Events found since start.
     pub events: u64,
+    /// The timestamp of the newest line read, for the metrics' parse lag.
+    pub newest: Option<OffsetDateTime>,
     /// Where it is.
     pub position: Option<crate::source::position::Position>,
     /// The last error its reader reported, if any.
@@ -96,6 +98,11 @@ pub struct Core {
     pub store_failures: u64,
     /// The stall figures per hour not yet committed, and when to commit and prune.
     pub hourly: StallHours,
+    /// Listings made since start, by the policy and by hand.
+    pub listed: u64,
+    /// Every listing in force, enforced or not, as `(net, end, offence)` at the last change: the
+    /// metrics count these rather than read the store at each scrape.
+    pub in_force: Vec<(IpNet, OffsetDateTime, u32)>,
 }
 
 impl Core {
@@ -184,6 +191,12 @@ impl Core {
                     }
                 }
             }
+            if let Some(t) = lines.iter().rev().find_map(|l| {
+                let stamp = crate::parse::header::split(&l.bytes).stamp?;
+                src.parser.clock().resolve(&stamp)
+            }) {
+                src.newest = Some(t);
+            }
             if let Some(last) = lines.last() {
                 src.position = Some(last.position.clone());
                 if let Some(p) = positions::to_store(&last.position) {
@@ -192,6 +205,7 @@ impl Core {
             }
         }
         self.enforce(&decisions);
+        self.listed += decisions.len() as u64;
         for d in &decisions {
             tracing::info!(
                 ip = %crate::policy::decision::ip_text(&d.ip),
@@ -260,11 +274,15 @@ impl Core {
         }
     }
 
-    /// Re-reads the live listings for the watcher.
+    /// Re-reads the live listings for the watcher and the metrics.
     pub fn refresh_live(&mut self) {
         let now = OffsetDateTime::now_utc();
         match self.store.active(now) {
             Ok(active) => {
+                self.in_force = active
+                    .iter()
+                    .map(|l| (l.net, l.ends(), l.offence))
+                    .collect();
                 let live: Vec<(IpNet, OffsetDateTime)> = active
                     .iter()
                     .filter(|l| l.enforced)

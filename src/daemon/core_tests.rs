@@ -37,6 +37,7 @@ fn core(dir: &tempfile::TempDir) -> Core {
             events: 0,
             position: None,
             error: None,
+            newest: None,
         }],
         live: Arc::new(Mutex::new(Vec::new())),
         events_by_class: Default::default(),
@@ -45,6 +46,8 @@ fn core(dir: &tempfile::TempDir) -> Core {
         stall: None,
         store_failures: 0,
         hourly: StallHours::new(),
+        listed: 0,
+        in_force: Vec::new(),
     }
 }
 

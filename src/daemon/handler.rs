@@ -37,7 +37,8 @@ impl Handler {
         Handler { tx }
     }
 
-    async fn call<T: Send + 'static>(
+    /// Runs `f` on the core between two batches and hands back its answer.
+    pub(super) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Core) -> Result<T, ControlError> + Send + 'static,
     ) -> Result<T, ControlError> {
@@ -225,6 +226,7 @@ impl ControlHandler for Handler {
             batch.add_hourly(hour);
             core.store.commit(&batch).map_err(internal)?;
             core.engine.restore(net, offence, until);
+            core.listed += 1;
             core.refresh_live();
             tracing::info!(ip = %net, duration_s = duration.as_secs(), offence, reason = %reason, "listed by hand");
             let listing = core

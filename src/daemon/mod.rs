@@ -4,8 +4,9 @@
 //! offender history restored; the nftables table (ensured, then made to hold exactly the store's
 //! active listings with their remaining time); the stall listener on its own thread; the
 //! netfilter watcher that rebuilds a flushed table; the core thread that owns engine, store and
-//! kernel set; one reader per log source; the control socket; the signal handlers. Data flows
-//! one way: sources → core (parse → policy → kernel set → store).
+//! kernel set; the metrics endpoint, when configured, on its own thread; one reader per log
+//! source; the control socket; the signal handlers. Data flows one way: sources → core (parse →
+//! policy → kernel set → store).
 //!
 //! SIGTERM/SIGINT: the core commits what it has and stops, the stall listener closes its
 //! connections, and the kernel set keeps the listings (they survive a restart; `tarpitd
@@ -14,6 +15,7 @@
 pub mod core;
 pub mod handler;
 pub mod hourly;
+pub mod metrics;
 pub mod positions;
 pub mod reload;
 pub mod warmup;
@@ -29,6 +31,7 @@ use tokio::sync::mpsc;
 use crate::config::Loaded;
 use crate::control::replay::load_rules as load_rule_files;
 use crate::control::server::ControlServer;
+use crate::metrics::{Limits, MetricsServer};
 use crate::netfilter::{Action, Driver, Watcher};
 use crate::parse::clock::Clock;
 use crate::parse::rules::RuleSet;
@@ -167,6 +170,14 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         );
     }
 
+    // The metrics endpoint's socket, bound now so that a taken port stops the start here.
+    let metrics_server = config
+        .metrics
+        .listen
+        .map(|addr| MetricsServer::bind(addr.get()))
+        .transpose()
+        .map_err(|e| fail("starting the metrics endpoint")(&e))?;
+
     // The watcher rebuilds a flushed or deleted table with the live listings.
     let live: Live = Arc::new(Mutex::new(Vec::new()));
     let watcher = if enforce {
@@ -214,6 +225,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
             parser,
             lines: 0,
             events: 0,
+            newest: None,
             position: start.clone(),
             error: None,
         });
@@ -233,6 +245,8 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         stall: stall_stats,
         store_failures: 0,
         hourly: self::hourly::StallHours::new(),
+        listed: 0,
+        in_force: Vec::new(),
     };
     core.refresh_live();
     let core_thread = std::thread::Builder::new()
@@ -240,16 +254,30 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         .spawn(move || core.run(rx))
         .map_err(|e| fail("starting the core thread")(&e))?;
 
+    let handler = Arc::new(handler::Handler::new(tx.clone()));
+    let metrics = match metrics_server {
+        Some(server) => {
+            let handle = server
+                .spawn(
+                    self::metrics::CoreCollector(handler.clone()),
+                    Limits::default(),
+                )
+                .map_err(|e| fail("starting the metrics endpoint")(&e))?;
+            tracing::info!(address = %handle.local_addr(), "metrics served at http://{}/metrics", handle.local_addr());
+            Some(handle)
+        }
+        None => None,
+    };
+
     let result = runtime.block_on(async {
         for (i, (source, start)) in starts.into_iter().enumerate() {
             spawn_source(i, source, start, tx.clone())?;
         }
         let server = ControlServer::bind(&config.control)
             .map_err(|e| fail("creating the control socket")(&e))?;
-        let handler = Arc::new(handler::Handler::new(tx.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_server = stop_rx.clone();
-        let server_task = tokio::spawn(server.serve(handler, async move {
+        let server_task = tokio::spawn(server.serve(handler.clone(), async move {
             let _ = stop_server.wait_for(|s| *s).await;
         }));
         let ticks = tx.clone();
@@ -269,6 +297,11 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         let _ = server_task.await;
         Ok::<(), DaemonError>(())
     });
+    // Every sender goes before the core is joined: it also stops when the last one is gone.
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    drop(handler);
     drop(tx);
     let _ = core_thread.join();
     if let Some(t) = stall_thread {

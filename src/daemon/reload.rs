@@ -3,8 +3,8 @@
 //! A bad new file is reported and the old configuration stays in force. A good one replaces the
 //! policy (the engine is rebuilt, offender history restored from the store; scores still below
 //! the threshold start again) and the rule files. Sections that hold sockets, threads or the
-//! kernel table (sources, state, control, netfilter, stall) take effect at the next start; the
-//! reply says which changed.
+//! kernel table (sources, state, control, netfilter, stall, metrics) take effect at the next
+//! start; the reply says which changed.
 
 use time::OffsetDateTime;
 
@@ -41,6 +41,7 @@ pub fn reload(core: &mut Core) -> Result<Reloaded, ControlError> {
         ("control", old.control != new.control),
         ("netfilter", old.netfilter != new.netfilter),
         ("stall", old.stall != new.stall),
+        ("metrics", old.metrics != new.metrics),
         ("mode", old.mode != new.mode),
     ];
     for (section, changed) in restart {
