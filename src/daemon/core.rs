@@ -334,7 +334,7 @@ impl Core {
         let (connections, seconds) = self
             .stall
             .as_ref()
-            .map(|s| s.snapshot())
+            .map(|s| s.totals())
             .map_or((0, 0), |s| (s.total, s.seconds_held));
         self.hourly.observe(now, connections, seconds)
     }

@@ -129,7 +129,7 @@ impl ControlHandler for Handler {
                     listed: counts.active,
                     enforced: counts.enforced,
                     tracked: core.engine.tracked() as u64,
-                    held: core.stall.as_ref().map_or(0, |s| s.snapshot().current),
+                    held: core.stall.as_ref().map_or(0, |s| s.totals().current),
                 },
             })
         })
@@ -294,7 +294,7 @@ impl ControlHandler for Handler {
                 .as_ref()
                 .and_then(|d| d.diverted().ok())
                 .map_or(0, |d| d.packets);
-            let stall = core.stall.as_ref().map(|s| s.snapshot());
+            let stall = core.stall.as_ref().map(|s| s.totals());
             Ok(Stats {
                 listings_by_class: by_class,
                 listings_by_duration: protocol::duration_buckets(active.iter().map(|l| {

@@ -57,10 +57,7 @@ pub fn snapshot(core: &Core) -> Snapshot {
         active,
         listings_total: core.listed,
         diverted_packets,
-        stall: core
-            .stall
-            .as_ref()
-            .map(|s| StallFigures::from(&s.snapshot())),
+        stall: core.stall.as_ref().map(|s| StallFigures::from(&s.totals())),
         sources: core
             .sources
             .iter()

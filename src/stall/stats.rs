@@ -190,37 +190,57 @@ impl StallStats {
         self.lock().bytes_sent += bytes;
     }
 
-    /// The counters now, with every client address.
+    /// The counters now, with every client address (most seconds held first).
     pub fn snapshot(&self) -> StatsSnapshot {
-        let t = self.lock();
-        let now_ms = Instant::now()
-            .saturating_duration_since(t.epoch)
-            .as_millis() as u64;
-        let held_ms =
-            |closed: u64, live: u64, sum: u64| closed + (live * now_ms).saturating_sub(sum);
-        let mut per_ip: Vec<IpSnapshot> = t
-            .per_ip
-            .iter()
-            .map(|(ip, e)| IpSnapshot {
-                ip: *ip,
-                current: e.current,
-                total: e.total,
-                refused: e.refused,
-                seconds_held: held_ms(e.closed_held_ms, e.current as u64, e.live_start_ms_sum)
-                    / 1000,
-            })
-            .collect();
+        self.read(true)
+    }
+
+    /// The totals now, without the per-address list: what periodic readers need, at a cost
+    /// that does not grow with the number of addresses.
+    pub fn totals(&self) -> StatsSnapshot {
+        self.read(false)
+    }
+
+    fn read(&self, with_addresses: bool) -> StatsSnapshot {
+        let mut per_ip = Vec::new();
+        let snapshot = {
+            let t = self.lock();
+            let now_ms = Instant::now()
+                .saturating_duration_since(t.epoch)
+                .as_millis() as u64;
+            let held_ms =
+                |closed: u64, live: u64, sum: u64| closed + (live * now_ms).saturating_sub(sum);
+            if with_addresses {
+                per_ip = t
+                    .per_ip
+                    .iter()
+                    .map(|(ip, e)| IpSnapshot {
+                        ip: *ip,
+                        current: e.current,
+                        total: e.total,
+                        refused: e.refused,
+                        seconds_held: held_ms(
+                            e.closed_held_ms,
+                            e.current as u64,
+                            e.live_start_ms_sum,
+                        ) / 1000,
+                    })
+                    .collect();
+            }
+            StatsSnapshot {
+                current: t.current,
+                total: t.total,
+                refused_full: t.refused_full,
+                refused_per_ip: t.refused_per_ip,
+                bytes_sent: t.bytes_sent,
+                direct: t.direct,
+                seconds_held: held_ms(t.closed_held_ms, t.current, t.live_start_ms_sum) / 1000,
+                per_ip: Vec::new(),
+            }
+        };
+        // Sorted after the lock is released, so the listener is not kept waiting.
         per_ip.sort_by(|a, b| b.seconds_held.cmp(&a.seconds_held).then(a.ip.cmp(&b.ip)));
-        StatsSnapshot {
-            current: t.current,
-            total: t.total,
-            refused_full: t.refused_full,
-            refused_per_ip: t.refused_per_ip,
-            bytes_sent: t.bytes_sent,
-            direct: t.direct,
-            seconds_held: held_ms(t.closed_held_ms, t.current, t.live_start_ms_sum) / 1000,
-            per_ip,
-        }
+        StatsSnapshot { per_ip, ..snapshot }
     }
 }
 
@@ -265,6 +285,16 @@ mod tests {
         assert_eq!(snap.seconds_held, 5);
         let one = snap.per_ip.iter().find(|e| e.ip == ip(1)).unwrap();
         assert_eq!((one.current, one.total, one.seconds_held), (1, 2, 5));
+        let totals = stats.totals();
+        assert!(totals.per_ip.is_empty());
+        assert_eq!(
+            StatsSnapshot {
+                per_ip: snap.per_ip.clone(),
+                ..totals
+            },
+            snap,
+            "the totals are the snapshot's without the addresses"
+        );
     }
 
     #[test]
