@@ -31,7 +31,10 @@ use serde_json::Value;
 
 #[path = "e2e/util.rs"]
 mod util;
-use util::{bounded, have, id_of, is_root, text, wait_until};
+use util::{
+    bounded, have, id_of, is_root, report_stuck_time, seconds_from_env, text, wait_until,
+    watch_connection,
+};
 
 const DOMAIN: &str = "example.test";
 const MX: &str = "198.51.100.1";
@@ -48,8 +51,8 @@ struct Lab {
     /// The unpacked Exim (`fetch-exim.sh`'s cache directory).
     cache: PathBuf,
     namespaces: Vec<String>,
-    /// `/etc/netns/<mx>`, once created.
-    etc_netns: Option<PathBuf>,
+    /// The `/etc/netns/<namespace>` directories created.
+    etc_netns: Vec<PathBuf>,
     exim_started: bool,
     daemon: Option<Child>,
 }
@@ -116,7 +119,7 @@ impl Lab {
             dir,
             cache,
             namespaces: Vec::new(),
-            etc_netns: None,
+            etc_netns: Vec::new(),
             exim_started: false,
             daemon: None,
         };
@@ -163,14 +166,14 @@ impl Lab {
         Some(lab)
     }
 
-    /// Gives `mx` its own `/etc` files, bound over the host's by `ip netns exec`: a passwd and
-    /// group with `Debian-exim` (as nobody's ids), and a loader cache that also knows the
-    /// unpacked libraries (Exim re-executes itself, setuid root, for deliveries, and a setuid
-    /// program ignores `LD_LIBRARY_PATH` but reads the cache).
-    fn prepare_mx_etc(&mut self) {
-        let etc = Path::new("/etc/netns").join(self.ns("mx"));
+    /// Gives the namespace of `role` its own `/etc` files, bound over the host's by
+    /// `ip netns exec`: a passwd and group with `Debian-exim` (as nobody's ids), and a loader
+    /// cache that also knows the unpacked libraries (Exim re-executes itself, setuid root, for
+    /// deliveries, and a setuid program ignores `LD_LIBRARY_PATH` but reads the cache).
+    fn prepare_etc(&mut self, role: &str) {
+        let etc = Path::new("/etc/netns").join(self.ns(role));
         std::fs::create_dir_all(&etc).unwrap();
-        self.etc_netns = Some(etc.clone());
+        self.etc_netns.push(etc.clone());
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
         let group = std::fs::read_to_string("/etc/group").unwrap();
         let (uid, gid) = (id_of("-u", "nobody"), id_of("-g", "nobody"));
@@ -206,7 +209,7 @@ impl Lab {
 
     /// Writes Exim's configuration, starts the daemon in `mx` and waits for its banner.
     fn start_exim(&mut self) {
-        self.prepare_mx_etc();
+        self.prepare_etc("mx");
         let d = self.dir.path().display().to_string();
         for sub in ["spool", "log", "mail"] {
             let p = self.path(sub);
@@ -291,8 +294,133 @@ maildir:
         assert!(up, "Exim did not answer:\n{}", self.mainlog());
     }
 
-    /// Writes tarpitd's configuration and starts it in `mx`, following Exim's mainlog.
-    fn start_tarpitd(&mut self) {
+    /// Prepares a second Exim in `spammer`, from its own configuration, spool and log directory
+    /// under `sender/`, that routes all mail to the MX with an `smtp` transport: the real sender
+    /// whose stuck time the stall listener is measured against. `command_timeout` scales down the
+    /// transport's timeout for each SMTP response (the greeting included); `None` leaves Exim's
+    /// default (5 minutes). No daemon: [`Lab::queue_at_sender`] hands it a message on the
+    /// command line and it delivers in the background.
+    fn prepare_sender_exim(&mut self, command_timeout: Option<&str>) {
+        self.prepare_etc("spammer");
+        let base = self.path("sender");
+        for sub in ["spool", "log"] {
+            let p = base.join(sub);
+            std::fs::create_dir_all(&p).unwrap();
+            let out = bounded(
+                Duration::from_secs(5),
+                "chown",
+                &["nobody:nogroup", p.to_str().unwrap()],
+            );
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        let timeout = command_timeout
+            .map(|t| format!("  command_timeout = {t}\n"))
+            .unwrap_or_default();
+        let config = format!(
+            "exim_path = {exim}
+keep_environment =
+primary_hostname = sender.spam.example
+spool_directory = {d}/spool
+log_file_path = {d}/log/%slog
+log_selector = +outgoing_port
+host_lookup =
+rfc1413_hosts =
+
+begin routers
+
+to_mx:
+  driver     = manualroute
+  route_list = * {MX}
+  transport  = remote_smtp
+
+begin transports
+
+remote_smtp:
+  driver = smtp
+{timeout}
+begin retry
+
+*  *  F,1h,10m
+",
+            exim = self.cache.join("root/usr/sbin/exim4").display(),
+            d = base.display(),
+        );
+        std::fs::write(base.join("exim.conf"), config).unwrap();
+    }
+
+    /// The sender Exim's mainlog.
+    fn sender_log(&self) -> String {
+        std::fs::read_to_string(self.path("sender/log/mainlog")).unwrap_or_default()
+    }
+
+    /// Hands a message for the MX's domain to the sender Exim in `spammer` (background delivery)
+    /// and waits until it has connected to the MX to deliver it; returns when it was first seen
+    /// connected.
+    fn queue_at_sender(&self) -> Instant {
+        let exim = self.cache.join("root/usr/sbin/exim4");
+        let conf = self.path("sender/exim.conf");
+        let mut child = Command::new("timeout")
+            .args(["20", "ip", "netns", "exec", &self.ns("spammer")])
+            .arg(&exim)
+            .arg("-C")
+            .arg(&conf)
+            .args([
+                "-odb",
+                "-f",
+                "bulk@spam.example",
+                &format!("alice@{DOMAIN}"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            format!("Subject: stuck-time\nTo: alice@{DOMAIN}\n\nHello.\n").as_bytes(),
+        )
+        .unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the sender Exim did not take the message: {}\n{}",
+            text(&out),
+            self.sender_log()
+        );
+        assert!(
+            wait_until(Duration::from_secs(15), || !self
+                .spammer_connections()
+                .is_empty()),
+            "the sender never connected to the MX:\n{}",
+            self.sender_log()
+        );
+        Instant::now()
+    }
+
+    /// `spammer`'s established TCP connections to the MX's port 25, one `ss` line each.
+    fn spammer_connections(&self) -> String {
+        let out = self.exec(
+            "spammer",
+            Duration::from_secs(5),
+            &[
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+                "dst",
+                &format!("{MX}:25"),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Writes tarpitd's configuration and starts it in `mx`, following Exim's mainlog. `interval`
+    /// is the stall's trickle interval; `None` leaves its default.
+    fn start_tarpitd(&mut self, interval: Option<&str>) {
+        let interval = interval
+            .map(|i| format!(", interval: {i}"))
+            .unwrap_or_default();
         let config = format!(
             r#"sources:
   - file: {log}
@@ -300,7 +428,7 @@ maildir:
 state: {{ path: {state} }}
 control: {{ socket: {sock}, group: root }}
 netfilter: {{ action: stall, ports: [25] }}
-stall: {{ listen: ["[::]:2525"], interval: 100ms }}
+stall: {{ listen: ["[::]:2525"]{interval} }}
 policy:
   threshold: 10
   window: 2m
@@ -474,7 +602,7 @@ impl Drop for Lab {
         for ns in &self.namespaces {
             let _ = bounded(Duration::from_secs(10), "ip", &["netns", "del", ns]);
         }
-        if let Some(etc) = self.etc_netns.take() {
+        for etc in self.etc_netns.drain(..) {
             let _ = std::fs::remove_dir_all(etc);
         }
     }
@@ -484,7 +612,7 @@ impl Drop for Lab {
 fn an_exim_spammer_is_listed_and_stalled_while_a_friend_delivers() {
     let Some(mut lab) = Lab::new() else { return };
     lab.start_exim();
-    lab.start_tarpitd();
+    lab.start_tarpitd(Some("100ms"));
 
     // (1) Under the threshold first: two unknown users (2 each) and a relay attempt (5) = 9.
     let t = lab.swaks(
@@ -673,4 +801,85 @@ fn an_exim_spammer_is_listed_and_stalled_while_a_friend_delivers() {
         "Exim did not log the connection after del:\n{}",
         lab.mainlog()
     );
+}
+
+#[test]
+fn a_real_exim_sender_is_held_for_its_command_timeout_whatever_the_trickle() {
+    let Some(mut lab) = Lab::new() else { return };
+    lab.start_exim();
+    // A byte every 2 s, against a sender whose timeout for a response is 10 s: a timer restarted
+    // on every byte would never fire.
+    lab.start_tarpitd(Some("2s"));
+    let (code, out) = lab.ctl(&["add", SPAMMER, "--for", "10m", "--reason", "e2e sender"]);
+    assert_eq!(code, 0, "{out}");
+    lab.prepare_sender_exim(Some("10s"));
+    let before = lab.connects_from(SPAMMER);
+    let connected = lab.queue_at_sender();
+    let ended = wait_until(Duration::from_secs(30), || {
+        lab.spammer_connections().is_empty()
+    });
+    let stuck = connected.elapsed();
+    let log = lab.sender_log();
+    eprintln!(
+        "one delivery attempt of an Exim sender (command_timeout 10s) stayed connected {stuck:?} \
+         to a 2 s trickle:\n{log}"
+    );
+    assert!(
+        ended,
+        "the attempt outlived the sender's command_timeout:\n{log}"
+    );
+    assert!(
+        stuck >= Duration::from_secs(9),
+        "the attempt ended after {stuck:?}, before the command_timeout:\n{log}"
+    );
+    assert!(
+        stuck <= Duration::from_secs(13),
+        "the attempt lasted {stuck:?}: the timer was restarted by the trickle:\n{log}"
+    );
+    assert!(
+        log.contains("SMTP timeout after initial connection"),
+        "the greeting timeout did not end the attempt:\n{log}"
+    );
+    assert!(!log.contains(" => "), "the message got through:\n{log}");
+    assert_eq!(
+        lab.connects_from(SPAMMER),
+        before,
+        "Exim on the MX saw the listed sender:\n{}",
+        lab.mainlog()
+    );
+}
+
+/// Not in CI: how long one delivery attempt of a real Exim sender with its DEFAULT timers stays
+/// connected to the stall listener at its default interval. Run by `scripts/stuck-time.sh
+/// --sender exim`, which sets `TARPIT_STUCK_LIMIT` (seconds after which it stops and reports
+/// "still connected"). Prints the figure as a `stuck-time:` line.
+#[test]
+#[ignore = "takes minutes; run by scripts/stuck-time.sh"]
+fn stuck_time_of_a_default_exim_sender() {
+    let limit = Duration::from_secs(seconds_from_env("TARPIT_STUCK_LIMIT", 6 * 3600));
+    let Some(mut lab) = Lab::new() else { return };
+    lab.start_exim();
+    lab.start_tarpitd(None);
+    let listed_for = format!("{}s", limit.as_secs() + 3600);
+    let (code, out) = lab.ctl(&[
+        "add",
+        SPAMMER,
+        "--for",
+        &listed_for,
+        "--reason",
+        "stuck-time",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    lab.prepare_sender_exim(None);
+    let connected = lab.queue_at_sender();
+    let (stuck, still) = watch_connection(connected, limit, || lab.spammer_connections());
+    let log = lab.sender_log();
+    let lines: Vec<&str> = log.lines().collect();
+    report_stuck_time(
+        "exim sender (default timers), stall at its default interval",
+        stuck,
+        still,
+        &lines,
+    );
+    assert!(!log.contains(" => "), "the message got through:\n{log}");
 }

@@ -26,7 +26,10 @@ use serde_json::Value;
 
 #[path = "e2e/util.rs"]
 mod util;
-use util::{bounded, have, id_of, is_root, text, wait_until};
+use util::{
+    bounded, have, id_of, is_root, report_stuck_time, seconds_from_env, text, wait_until,
+    watch_connection,
+};
 
 const DOMAIN: &str = "example.test";
 const MX: &str = "198.51.100.1";
@@ -303,10 +306,10 @@ smtputf8_enable = no
     }
 
     /// Starts a second Postfix in `spammer` that relays everything to the MX: the real sender
-    /// whose stuck time the stall listener is measured against. Its timers are scaled down
-    /// (`smtp_helo_timeout`, `daemon_timeout`) so that CI can see which of them ends an attempt.
-    /// It takes mail on 127.0.0.1:25 inside `spammer`.
-    fn start_sender_postfix(&mut self, helo_timeout: &str, daemon_timeout: &str) {
+    /// whose stuck time the stall listener is measured against. `timers` scales down
+    /// (`smtp_helo_timeout`, `daemon_timeout`) so that CI can see which of them ends an attempt;
+    /// `None` leaves Postfix's defaults. It takes mail on 127.0.0.1:25 inside `spammer`.
+    fn start_sender_postfix(&mut self, timers: Option<(&str, &str)>) {
         let base = self.path("sender");
         for sub in ["etc", "spool", "data"] {
             std::fs::create_dir_all(base.join(sub)).unwrap();
@@ -319,6 +322,11 @@ smtputf8_enable = no
         );
         assert!(out.status.success(), "{}", text(&out));
         let d = base.display();
+        let timers = timers
+            .map(|(helo, daemon)| {
+                format!("smtp_helo_timeout = {helo}\ndaemon_timeout = {daemon}\n")
+            })
+            .unwrap_or_default();
         let main_cf = format!(
             "compatibility_level = 3.6
 queue_directory = {d}/spool
@@ -332,9 +340,7 @@ relayhost = [{MX}]
 maillog_file = {d}/maillog
 maillog_file_prefixes = {d}
 smtpd_peername_lookup = no
-smtp_helo_timeout = {helo_timeout}
-daemon_timeout = {daemon_timeout}
-alias_maps =
+{timers}alias_maps =
 alias_database =
 biff = no
 smtputf8_enable = no
@@ -354,6 +360,11 @@ smtputf8_enable = no
 
     /// Whether `spammer` has an established TCP connection to the MX's port 25.
     fn spammer_connected(&self) -> bool {
+        !self.spammer_connections().is_empty()
+    }
+
+    /// `spammer`'s established TCP connections to the MX's port 25, one `ss` line each.
+    fn spammer_connections(&self) -> String {
         let out = self.exec(
             "spammer",
             Duration::from_secs(5),
@@ -366,11 +377,52 @@ smtputf8_enable = no
                 &format!("{MX}:25"),
             ],
         );
-        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// Writes tarpitd's configuration and starts it in `mx`, following Postfix's log.
-    fn start_tarpitd(&mut self, interval: &str) {
+    /// The sender Postfix's log.
+    fn sender_log(&self) -> String {
+        std::fs::read_to_string(self.path("sender/maillog")).unwrap_or_default()
+    }
+
+    /// Hands a message for the MX's domain to the sender Postfix in `spammer` and waits until
+    /// the sender has connected to the MX to deliver it; returns when it was first seen connected.
+    fn queue_at_sender(&self) -> Instant {
+        let injected = self.exec(
+            "spammer",
+            Duration::from_secs(20),
+            &[
+                "swaks",
+                "--server",
+                "127.0.0.1",
+                "--timeout",
+                "10",
+                "-f",
+                "bulk@spam.example",
+                "--to",
+                &format!("alice@{DOMAIN}"),
+            ],
+        );
+        let t = text(&injected);
+        assert!(
+            t.contains("250 2.0.0 Ok: queued as"),
+            "the sender did not take the message: {t}\n{}",
+            self.sender_log()
+        );
+        assert!(
+            wait_until(Duration::from_secs(15), || self.spammer_connected()),
+            "the sender never connected to the MX:\n{}",
+            self.sender_log()
+        );
+        Instant::now()
+    }
+
+    /// Writes tarpitd's configuration and starts it in `mx`, following Postfix's log. `interval`
+    /// is the stall's trickle interval; `None` leaves its default.
+    fn start_tarpitd(&mut self, interval: Option<&str>) {
+        let interval = interval
+            .map(|i| format!(", interval: {i}"))
+            .unwrap_or_default();
         let config = format!(
             r#"sources:
   - file: {log}
@@ -378,7 +430,7 @@ smtputf8_enable = no
 state: {{ path: {state} }}
 control: {{ socket: {sock}, group: root }}
 netfilter: {{ action: stall, ports: [25] }}
-stall: {{ listen: ["[::]:2525"], interval: {interval} }}
+stall: {{ listen: ["[::]:2525"]{interval} }}
 policy:
   threshold: 10
   window: 2m
@@ -582,7 +634,7 @@ impl Drop for Lab {
 fn a_postfix_spammer_is_listed_and_stalled_while_a_friend_delivers() {
     let Some(mut lab) = Lab::new("") else { return };
     lab.start_postfix();
-    lab.start_tarpitd("100ms");
+    lab.start_tarpitd(Some("100ms"));
 
     // (1) Under the threshold first: two unknown users (2 each) and a relay attempt (5) = 9.
     let t = lab.swaks(
@@ -816,39 +868,15 @@ fn a_real_postfix_sender_stays_stuck_until_its_watchdog_not_its_greeting_timeout
     lab.start_postfix();
     // A trickle of one byte every 2 s against a sender whose greeting timeout is 5 s and whose
     // watchdog ends any delivery after 40 s.
-    lab.start_tarpitd("2s");
+    lab.start_tarpitd(Some("2s"));
     let (code, out) = lab.ctl(&["add", SPAMMER, "--for", "10m", "--reason", "e2e sender"]);
     assert_eq!(code, 0, "{out}");
-    lab.start_sender_postfix("5s", "40s");
+    lab.start_sender_postfix(Some(("5s", "40s")));
     let before = lab.connects_from(SPAMMER);
-    let injected = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &lab.ns("spammer")])
-        .args(["swaks", "--server", "127.0.0.1", "--timeout", "10"])
-        .args([
-            "-f",
-            "bulk@spam.example",
-            "--to",
-            &format!("alice@{DOMAIN}"),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let t = text(&injected);
-    let sender_log = || std::fs::read_to_string(lab.path("sender/maillog")).unwrap_or_default();
-    assert!(
-        t.contains("250 2.0.0 Ok: queued as"),
-        "the sender did not take the message: {t}\n{}",
-        sender_log()
-    );
-    assert!(
-        wait_until(Duration::from_secs(15), || lab.spammer_connected()),
-        "the sender never connected to the MX:\n{}",
-        sender_log()
-    );
-    let connected = Instant::now();
+    let connected = lab.queue_at_sender();
     let ended = wait_until(Duration::from_secs(70), || !lab.spammer_connected());
     let stuck = connected.elapsed();
-    let log = sender_log();
+    let log = lab.sender_log();
     eprintln!(
         "one delivery attempt of a Postfix sender (smtp_helo_timeout 5s, daemon_timeout 40s) \
          stayed connected {stuck:?} to a 2 s trickle"
@@ -875,5 +903,46 @@ fn a_real_postfix_sender_stays_stuck_until_its_watchdog_not_its_greeting_timeout
         before,
         "Postfix on the MX saw the listed sender:\n{}",
         lab.maillog()
+    );
+}
+
+/// Not in CI: how long one delivery attempt of a real Postfix sender with its DEFAULT timers
+/// stays connected to the stall listener at its default interval. Run by
+/// `scripts/stuck-time.sh`, which sets `TARPIT_STUCK_LIMIT` (seconds after which it stops and
+/// reports "still connected"). Prints the figure as a `stuck-time:` line.
+#[test]
+#[ignore = "takes up to hours; run by scripts/stuck-time.sh"]
+fn stuck_time_of_a_default_postfix_sender() {
+    let limit = Duration::from_secs(seconds_from_env("TARPIT_STUCK_LIMIT", 6 * 3600));
+    let Some(mut lab) = Lab::new("d") else { return };
+    lab.start_postfix();
+    lab.start_tarpitd(None);
+    let listed_for = format!("{}s", limit.as_secs() + 3600);
+    let (code, out) = lab.ctl(&[
+        "add",
+        SPAMMER,
+        "--for",
+        &listed_for,
+        "--reason",
+        "stuck-time",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    lab.start_sender_postfix(None);
+    let connected = lab.queue_at_sender();
+    let (stuck, still) = watch_connection(connected, limit, || lab.spammer_connections());
+    let log = lab.sender_log();
+    let smtp: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("postfix/smtp["))
+        .collect();
+    report_stuck_time(
+        "postfix sender (default timers), stall at its default interval",
+        stuck,
+        still,
+        &smtp,
+    );
+    assert!(
+        !log.contains("status=sent"),
+        "the message got through:\n{log}"
     );
 }
