@@ -36,6 +36,12 @@ const MX: &str = "198.51.100.1";
 const SPAMMER: &str = "198.51.100.10";
 const STRANGER: &str = "198.51.100.11";
 const FRIEND: &str = "198.51.100.20";
+/// Two more addresses of the stranger's: offenders left one point under the threshold across a
+/// restart of tarpitd (SIGTERM, then kill -9).
+const PATIENT: &str = "198.51.100.12";
+const PATIENT2: &str = "198.51.100.13";
+/// A second address of the friend's, in tarpitd's allow list, that Postfix rejects often.
+const ALLOWED: &str = "198.51.100.21";
 const MX6: &str = "2001:db8:77::1";
 /// The stranger's IPv6 address, in a /64 of its own (routed on the link) so that listing its /64
 /// does not cover the MX.
@@ -200,6 +206,17 @@ impl Lab {
                 &["ip", "addr", "add", &format!("{address}/24"), "dev", "eth0"],
             );
             lab.must(role, &["ip", "link", "set", "eth0", "up"]);
+            let extra: &[&str] = match role {
+                "stranger" => &[PATIENT, PATIENT2],
+                "friend" => &[ALLOWED],
+                _ => &[],
+            };
+            for address in extra {
+                lab.must(
+                    role,
+                    &["ip", "addr", "add", &format!("{address}/24"), "dev", "eth0"],
+                );
+            }
             if role == "stranger" {
                 let v6 = format!("{STRANGER6}/64");
                 lab.must(
@@ -436,7 +453,7 @@ policy:
   window: 2m
   traps: ["trap@{DOMAIN}"]
   protected: ["list-owner@{DOMAIN}"]
-  allow: ["{FRIEND}/32"]
+  allow: ["{FRIEND}/32", "{ALLOWED}/32"]
 ban: {{ first: 5m, factor: 4 }}
 "#,
             log = self.path("maillog").display(),
@@ -444,14 +461,25 @@ ban: {{ first: 5m, factor: 4 }}
             sock = self.path("control.sock").display(),
         );
         std::fs::write(self.path("tarpit.yaml"), config).unwrap();
+        self.spawn_tarpitd();
+    }
+
+    /// Starts `tarpitd` in `mx` with the configuration written, its log appended to
+    /// `tarpitd.log`, and waits until it answers on its control socket.
+    fn spawn_tarpitd(&mut self) {
         let mx = self.ns("mx");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("tarpitd.log"))
+            .unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &mx, env!("CARGO_BIN_EXE_tarpitd")])
             .arg("--config")
             .arg(self.path("tarpit.yaml"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.path("tarpitd.log")).unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.daemon = Some(child);
@@ -459,6 +487,86 @@ ban: {{ first: 5m, factor: 4 }}
             self.path("control.sock").exists() && self.ctl(&["status", "--json"]).0 == 0
         });
         assert!(up, "tarpitd did not come up:\n{}", self.daemon_log());
+    }
+
+    /// Ends the running `tarpitd` with `signal` (`ip netns exec` execs it, so the child's pid is
+    /// the daemon's) and waits until it has exited.
+    fn stop_tarpitd(&mut self, signal: i32) {
+        let mut child = self.daemon.take().expect("tarpitd runs");
+        // SAFETY: kill on the pid of the daemon this test spawned.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+        let exited = wait_until(Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        assert!(
+            exited,
+            "tarpitd did not exit on signal {signal}:\n{}",
+            self.daemon_log()
+        );
+    }
+
+    /// Waits until `tarpitd` has read Postfix's log to its end (per `tarpitctl status`), i.e. it
+    /// has counted every line written so far and committed its position.
+    fn wait_until_read(&self) {
+        let read = wait_until(Duration::from_secs(5), || {
+            let size = std::fs::metadata(self.path("maillog")).map_or(0, |m| m.len());
+            let (code, out) = self.ctl(&["status", "--json"]);
+            code == 0
+                && serde_json::from_str::<Value>(&out)
+                    .is_ok_and(|v| v["sources"][0]["position"]["offset"].as_u64() == Some(size))
+        });
+        assert!(
+            read,
+            "tarpitd did not read the log to its end:\n{}",
+            self.ctl(&["status", "--json"]).1
+        );
+    }
+
+    /// The elements of the nft set `set` in `mx` with their timeouts in seconds, per
+    /// `nft -j list set` (the kernel's own word).
+    fn set_elements(&self, set: &str) -> Vec<(String, u64)> {
+        let out = self.exec(
+            "mx",
+            Duration::from_secs(5),
+            &["nft", "-j", "list", "set", "inet", "tarpit", set],
+        );
+        assert!(out.status.success(), "nft list set {set}: {}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["set"]["elem"].as_array())
+            .flatten()
+            .map(|e| {
+                let e = &e["elem"];
+                (
+                    e["val"].as_str().unwrap_or_default().to_owned(),
+                    e["timeout"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// The timeout of `address`'s element in the `listed_v4` set, if it is there.
+    fn set_timeout(&self, address: &str) -> Option<u64> {
+        self.set_elements("listed_v4")
+            .into_iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, t)| t)
+    }
+
+    /// The addresses `tarpitctl list --json` shows as listed.
+    fn listed_addresses(&self) -> Vec<String> {
+        let (code, out) = self.ctl(&["list", "--json"]);
+        assert_eq!(code, 0, "tarpitctl list: {out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let rows = v.as_array().or_else(|| v["listings"].as_array()).unwrap();
+        rows.iter()
+            .filter_map(|l| l["address"].as_str().map(str::to_owned))
+            .collect()
     }
 
     fn maillog(&self) -> String {
@@ -710,6 +818,11 @@ fn a_postfix_spammer_is_listed_and_stalled_while_a_friend_delivers() {
             && reason.contains("sender-rejected"),
         "{listing}"
     );
+    // The first offence: ban.first, 5 minutes, in the store and in the kernel.
+    let first = listed_secs(listing);
+    assert_eq!(first, 300, "{listing}");
+    assert_eq!(listing["offences"], 1, "{listing}");
+    assert_eq!(lab.set_timeout(SPAMMER), Some(first));
     let evidence: Vec<&str> = listing["evidence"]
         .as_array()
         .unwrap()
@@ -860,6 +973,232 @@ fn a_postfix_spammer_is_listed_and_stalled_while_a_friend_delivers() {
         "Postfix did not log the connection after del:\n{}",
         lab.maillog()
     );
+
+    // (6) A backscatter burst: bounces (`MAIL FROM:<>`) to unknown users score the backscatter
+    // weight (5) each instead of 2, so the second one lists the spammer again: its second
+    // offence, listed for ban.first × ban.factor = 4 × the first.
+    let bounce = |to: &str| lab.swaks("spammer", &["-f", "<>", "--to", to, "--quit-after", "RCPT"]);
+    let t = bounce(&format!("ghost5@{DOMAIN}"));
+    assert!(t.contains("User unknown"), "{t}");
+    lab.wait_until_read();
+    assert!(
+        !lab.is_listed(SPAMMER),
+        "one bounce (5) is under the threshold of 10:\n{}",
+        lab.daemon_log()
+    );
+    let t = bounce(&format!("ghost6@{DOMAIN},ghost7@{DOMAIN}"));
+    assert!(t.contains("User unknown"), "{t}");
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.is_listed(SPAMMER)),
+        "a backscatter burst did not list the spammer:\n{}\n{}",
+        lab.maillog(),
+        lab.daemon_log()
+    );
+    let bounces: Vec<String> = lab
+        .rejections_of(SPAMMER)
+        .into_iter()
+        .filter(|l| l.contains(" from=<> "))
+        .collect();
+    assert!(bounces.len() >= 2, "{bounces:?}");
+    let report = lab.show(SPAMMER);
+    let listing = &report["listing"];
+    let reason = listing["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("backscatter") && reason.contains("score 10 of 10"),
+        "{listing}"
+    );
+    assert_eq!(listing["offences"], 2, "{listing}");
+    let second = listed_secs(listing);
+    assert_eq!(second, first * 4, "ban.factor is 4: {report}");
+    assert_eq!(lab.set_timeout(SPAMMER), Some(second));
+    let history: Vec<u64> = report["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["duration_secs"].as_u64())
+        .collect();
+    assert_eq!(history.last(), Some(&second), "{report}");
+    assert_eq!(history.len(), 2, "{report}");
+
+    // (7) Restarts keep listings and count no line twice. PATIENT is left one point under the
+    // threshold (2 unknown users and a relay attempt: 9); after the restart it is not listed
+    // without a new rejection (its lines were not counted again), and one more lists it (they
+    // were not forgotten either). And a host unlisted by hand before the restart (the stranger,
+    // listed by its trap hit) is listed again by its next offence after it: re-reading its old
+    // lines must not bring back the listing the operator ended.
+    for (signal, offender) in [(libc::SIGTERM, PATIENT), (libc::SIGKILL, PATIENT2)] {
+        let t = lab.swaks(
+            "stranger",
+            &[
+                "--local-interface",
+                offender,
+                "-f",
+                "sales@bulk.example",
+                "--to",
+                &format!("ghost1@{DOMAIN},ghost2@{DOMAIN},victim@elsewhere.example"),
+                "--quit-after",
+                "RCPT",
+            ],
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || lab.rejections_of(offender).len()
+                == 3),
+            "Postfix did not reject {offender} three times:\n{t}\n{}",
+            lab.maillog()
+        );
+        lab.wait_until_read();
+        assert!(!lab.is_listed(offender), "9 is under the threshold");
+        if signal == libc::SIGTERM {
+            let (code, out) = lab.ctl(&["del", STRANGER]);
+            assert_eq!(code, 0, "{out}");
+            assert!(!lab.is_listed(STRANGER));
+        }
+        let until_before = lab.show(SPAMMER)["listing"]["until"].clone();
+        let listed_before = lab.listed_addresses();
+        let elements_before = lab.set_elements("listed_v4");
+        for address in [SPAMMER] {
+            assert!(
+                listed_before.iter().any(|a| a == address)
+                    && elements_before.iter().any(|(a, _)| a == address),
+                "{address} is not listed before the restart: {listed_before:?} {elements_before:?}"
+            );
+        }
+
+        lab.stop_tarpitd(signal);
+        lab.spawn_tarpitd();
+        let elements: Vec<String> = lab
+            .set_elements("listed_v4")
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        for (address, _) in &elements_before {
+            assert!(
+                elements.contains(address),
+                "{address} left the set over a restart by signal {signal}: {elements:?}"
+            );
+        }
+        assert_eq!(
+            lab.listed_addresses(),
+            listed_before,
+            "tarpitctl list changed over a restart by signal {signal}"
+        );
+        assert_eq!(lab.show(SPAMMER)["listing"]["until"], until_before);
+        let got = lab.greeting("spammer", 25, Duration::from_secs(2));
+        assert!(
+            got.starts_with("220-"),
+            "not stalled after a restart by signal {signal}: {got:?}"
+        );
+        lab.wait_until_read();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !lab.is_listed(offender),
+            "{offender} was listed after a restart by signal {signal} without a new rejection: \
+             its lines were counted twice:\n{}",
+            lab.daemon_log()
+        );
+        let t = lab.swaks(
+            "stranger",
+            &[
+                "--local-interface",
+                offender,
+                "-f",
+                "sales@bulk.example",
+                "--to",
+                &format!("ghost3@{DOMAIN}"),
+                "--quit-after",
+                "RCPT",
+            ],
+        );
+        assert!(t.contains("User unknown"), "{t}");
+        assert!(
+            wait_until(Duration::from_secs(2), || lab.is_listed(offender)),
+            "one more rejection after a restart by signal {signal} did not list {offender}: \
+             its earlier lines were forgotten:\n{}",
+            lab.daemon_log()
+        );
+        let listing = lab.show(offender)["listing"].clone();
+        assert!(
+            listing["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("score 11 of 10"),
+            "{listing}"
+        );
+        if signal == libc::SIGTERM {
+            let t = lab.swaks(
+                "stranger",
+                &[
+                    "-f",
+                    "news@letters.example",
+                    "--to",
+                    &format!("trap@{DOMAIN}"),
+                    "--quit-after",
+                    "RCPT",
+                ],
+            );
+            assert!(t.contains("Access denied"), "{t}");
+            assert!(
+                wait_until(Duration::from_secs(1), || lab.is_listed(STRANGER)),
+                "a host unlisted by hand before the restart was not listed again by a trap \
+                 hit after it:\n{}",
+                lab.daemon_log()
+            );
+            assert_eq!(lab.show(STRANGER)["listing"]["offences"], 2);
+        }
+    }
+
+    // (8) An allowlisted client is never listed, however often Postfix rejects it: unknown
+    // users, relay attempts and even the spam trap.
+    let t = lab.swaks(
+        "friend",
+        &[
+            "--local-interface",
+            ALLOWED,
+            "-f",
+            "<>",
+            "--to",
+            &format!(
+                "ghost1@{DOMAIN},ghost2@{DOMAIN},ghost3@{DOMAIN},ghost4@{DOMAIN},\
+                 a@elsewhere.example,b@elsewhere.example,trap@{DOMAIN}"
+            ),
+            "--quit-after",
+            "RCPT",
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.rejections_of(ALLOWED).len()
+            == 7),
+        "Postfix did not reject the allowlisted client 7 times:\n{t}\n{}",
+        lab.maillog()
+    );
+    lab.wait_until_read();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !lab.is_listed(ALLOWED),
+        "an allowlisted client was listed:\n{}",
+        lab.daemon_log()
+    );
+    // `show` exits 1 for an address that is not listed, and reports it all the same.
+    let (code, out) = lab.ctl(&["show", ALLOWED, "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(report["listing"].is_null(), "{report}");
+    assert_eq!(report["history"], serde_json::json!([]), "{report}");
+    assert_eq!(report["allowlist"]["allowed"], true, "{report}");
+    assert_eq!(
+        report["allowlist"]["reason"],
+        format!("inside allowed network {ALLOWED}/32"),
+        "{report}"
+    );
+}
+
+/// How long a listing (from `tarpitctl show --json`) runs: `until − since`, in seconds.
+fn listed_secs(listing: &Value) -> u64 {
+    let at = |field: &str| {
+        let text = listing[field].as_str().unwrap();
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    (at("until") - at("since")).whole_seconds().unsigned_abs()
 }
 
 #[test]
