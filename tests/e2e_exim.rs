@@ -44,9 +44,10 @@ use lab::{arrives, e2e_dir, preflight, Lab, DOMAIN, FRIEND, MX, SPAMMER, STRANGE
 /// Where the unpacked libraries are, under the cache directory `fetch-exim.sh` prints.
 const LIBDIR: &str = "root/usr/lib/x86_64-linux-gnu";
 
-/// A lab with Exim unpacked (not yet started), or `None` (with the reason printed) when this
+/// A lab (`tag` tells apart the labs of tests running at once in one process) with Exim
+/// unpacked (not yet started), or `None` (with the reason printed) when this
 /// machine cannot run one; [`Lab::mta_root`] is `fetch-exim.sh`'s cache directory.
-fn exim_lab() -> Option<Lab> {
+fn exim_lab(tag: &'static str) -> Option<Lab> {
     if !preflight("Exim", &["apt-get", "dpkg"]) {
         return None;
     }
@@ -62,7 +63,7 @@ fn exim_lab() -> Option<Lab> {
         );
         return None;
     }
-    let mut lab = Lab::new("x")?;
+    let mut lab = Lab::new(tag)?;
     lab.mta_root = PathBuf::from(String::from_utf8_lossy(&fetch.stdout).trim());
     Some(lab)
 }
@@ -334,7 +335,7 @@ begin retry
 
 #[test]
 fn an_exim_spammer_is_listed_and_stalled_while_a_friend_delivers() {
-    let Some(mut lab) = exim_lab() else { return };
+    let Some(mut lab) = exim_lab("x") else { return };
     lab.start_exim();
     lab.start_tarpitd_on_exim(Some("100ms"));
 
@@ -470,7 +471,9 @@ fn an_exim_spammer_is_listed_and_stalled_while_a_friend_delivers() {
 
 #[test]
 fn a_real_exim_sender_is_held_for_its_command_timeout_whatever_the_trickle() {
-    let Some(mut lab) = exim_lab() else { return };
+    let Some(mut lab) = exim_lab("xs") else {
+        return;
+    };
     lab.start_exim();
     // A byte every 2 s, against a sender whose timeout for a response is 10 s: a timer restarted
     // on every byte would never fire.
@@ -521,7 +524,9 @@ fn a_real_exim_sender_is_held_for_its_command_timeout_whatever_the_trickle() {
 #[ignore = "takes minutes; run by scripts/stuck-time.sh"]
 fn stuck_time_of_a_default_exim_sender() {
     let limit = Duration::from_secs(seconds_from_env("TARPIT_STUCK_LIMIT", 6 * 3600));
-    let Some(mut lab) = exim_lab() else { return };
+    let Some(mut lab) = exim_lab("xd") else {
+        return;
+    };
     lab.start_exim();
     lab.start_tarpitd_on_exim(None);
     let listed_for = format!("{}s", limit.as_secs() + 3600);
