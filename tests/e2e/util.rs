@@ -65,22 +65,31 @@ pub fn seconds_from_env(name: &str, default: u64) -> u64 {
     })
 }
 
-/// For `scripts/stuck-time.sh`: watches the connection `first` (an `ss` line) that `connections`
-/// listed when it was seen at `connected`, once a second, until it is gone or `limit` has passed
-/// since then, printing progress every 10 minutes as `stuck-time:` lines. Returns how long it
-/// stayed connected and whether it is still connected (the limit came first).
+/// For `scripts/stuck-time.sh`: watches the first connection that `connections` (`ss` lines)
+/// lists, seen at `connected`, once a second, until it is gone or `limit` has passed since then,
+/// printing progress every 10 minutes as `stuck-time:` lines. Returns how long it stayed
+/// connected and whether it is still connected (the limit came first).
 pub fn watch_connection(
     connected: Instant,
     limit: Duration,
     connections: impl Fn() -> String,
 ) -> (Duration, bool) {
-    let first = connections();
-    eprintln!("stuck-time: the sender connected: {first}");
+    let listed = connections();
+    eprintln!("stuck-time: the sender connected: {listed}");
+    // Its two endpoints: the queue columns before them change as bytes come and go.
+    let endpoints = |line: &str| -> String {
+        line.split_whitespace()
+            .filter(|w| w.contains(':'))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let first = endpoints(listed.lines().next().unwrap_or_default());
+    assert!(!first.is_empty(), "no connection to watch: {listed:?}");
     let mut last_report = Instant::now();
     let mut still = true;
     while connected.elapsed() < limit {
         std::thread::sleep(Duration::from_secs(1));
-        if !connections().contains(&first) {
+        if !connections().lines().any(|l| endpoints(l) == first) {
             still = false;
             break;
         }
