@@ -127,6 +127,9 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         let n = warmup::warm_up(&mut engine, &parser, path, &at);
         tracing::info!(path = %path.display(), lines = n, "counters rebuilt from the lines read before the restart");
     }
+    // The warm-up's own listings were decided (and perhaps ended by hand) by the previous run;
+    // the store's word on them wins.
+    engine.forget_listings();
     let offenders = store
         .offenders()
         .map_err(|e| fail("reading offender history")(&e))?;

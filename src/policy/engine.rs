@@ -441,6 +441,21 @@ impl Engine {
         Vec::new()
     }
 
+    /// Forgets every listing and offence number the engine concluded, keeping the counters: after
+    /// the warm-up read of old lines, the state store alone says who is listed and how often (an
+    /// operator may have ended a listing, or forgotten a host, since those lines were written);
+    /// [`Engine::restore`] then brings back what it remembers.
+    pub fn forget_listings(&mut self) {
+        for o in &mut self.slab {
+            o.listed_until = 0;
+            o.offence = 0;
+        }
+        for w in self.wide.values_mut() {
+            w.listed_until = 0;
+            w.offence = 0;
+        }
+    }
+
     /// Restores what the state store remembers of an offender (at start, or on reload): its
     /// latest offence number and when its latest listing ends, so that escalation and "already
     /// listed" carry over a restart. Nets the engine does not count by (an operator's IPv4 CIDR)
@@ -895,6 +910,29 @@ mod tests {
         let a = run();
         assert_eq!(a, run());
         assert!((2880..=4320).contains(&a[0]), "{a:?}");
+    }
+
+    #[test]
+    fn after_forget_listings_only_restored_listings_hold() {
+        let mut e = engine("policy: { traps: [\"trap@x\"] }");
+        let trap = |e: &mut Engine, t: i64, ip: &str| {
+            e.observe_event(&ev(t, ip, EventClass::UnknownRecipient, "trap@x"))
+        };
+        assert_eq!(trap(&mut e, T0, "198.51.100.7").len(), 1);
+        assert_eq!(trap(&mut e, T0, "198.51.100.8").len(), 1);
+        assert!(
+            trap(&mut e, T0 + 60, "198.51.100.7").is_empty(),
+            "still listed"
+        );
+        e.forget_listings();
+        let until = OffsetDateTime::from_unix_timestamp(T0 + 3600).unwrap();
+        e.restore("198.51.100.8/32".parse().unwrap(), 1, until);
+        // The store did not keep .7's listing (ended by hand): its next trap hit lists it anew.
+        let again = trap(&mut e, T0 + 120, "198.51.100.7");
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].offence, 1);
+        // .8's listing, restored, still holds.
+        assert!(trap(&mut e, T0 + 120, "198.51.100.8").is_empty());
     }
 
     #[test]

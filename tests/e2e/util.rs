@@ -56,3 +56,63 @@ pub fn id_of(flag: &str, user: &str) -> String {
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// Seconds from the environment variable `name`, or `default` when it is unset.
+pub fn seconds_from_env(name: &str, default: u64) -> u64 {
+    std::env::var(name).map_or(default, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} must be whole seconds, not {v:?}"))
+    })
+}
+
+/// For `scripts/stuck-time.sh`: watches the first connection that `connections` (`ss` lines)
+/// lists, seen at `connected`, once a second, until it is gone or `limit` has passed since then,
+/// printing progress every 10 minutes as `stuck-time:` lines. Returns how long it stayed
+/// connected and whether it is still connected (the limit came first).
+pub fn watch_connection(
+    connected: Instant,
+    limit: Duration,
+    connections: impl Fn() -> String,
+) -> (Duration, bool) {
+    let listed = connections();
+    eprintln!("stuck-time: the sender connected: {listed}");
+    // Its two endpoints: the queue columns before them change as bytes come and go.
+    let endpoints = |line: &str| -> String {
+        line.split_whitespace()
+            .filter(|w| w.contains(':'))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let first = endpoints(listed.lines().next().unwrap_or_default());
+    assert!(!first.is_empty(), "no connection to watch: {listed:?}");
+    let mut last_report = Instant::now();
+    let mut still = true;
+    while connected.elapsed() < limit {
+        std::thread::sleep(Duration::from_secs(1));
+        if !connections().lines().any(|l| endpoints(l) == first) {
+            still = false;
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(600) {
+            eprintln!(
+                "stuck-time: still connected after {} s",
+                connected.elapsed().as_secs()
+            );
+            last_report = Instant::now();
+        }
+    }
+    (connected.elapsed(), still)
+}
+
+/// Prints the `stuck-time:` figure for `who`, and the sender's log `lines` that tell why.
+pub fn report_stuck_time(who: &str, stuck: Duration, still: bool, lines: &[&str]) {
+    for line in lines {
+        eprintln!("stuck-time: sender log: {line}");
+    }
+    let secs = stuck.as_secs();
+    if still {
+        eprintln!("stuck-time: {who}: still connected after {secs} s");
+    } else {
+        eprintln!("stuck-time: {who}: one delivery attempt stayed connected {secs} s");
+    }
+}
