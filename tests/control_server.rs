@@ -86,13 +86,13 @@ fn every_request_round_trips_to_the_handler_and_back() {
         other => panic!("{other:?}"),
     }
     assert!(
-        matches!(ask(s, &Request::Status), Reply::Ok(Payload::Status(st)) if st.counts.listed == 1)
+        matches!(ask(s, &Request::Status {}), Reply::Ok(Payload::Status(st)) if st.counts.listed == 1)
     );
     assert!(
-        matches!(ask(s, &Request::Stats), Reply::Ok(Payload::Stats(st)) if st.diverted_packets == 11)
+        matches!(ask(s, &Request::Stats {}), Reply::Ok(Payload::Stats(st)) if st.diverted_packets == 11)
     );
     assert!(matches!(
-        ask(s, &Request::Reload),
+        ask(s, &Request::Reload {}),
         Reply::Ok(Payload::Reloaded(_))
     ));
     let del = Request::Del {
@@ -107,7 +107,7 @@ fn every_request_round_trips_to_the_handler_and_back() {
         other => panic!("{other:?}"),
     }
     assert_eq!(error_code(&ask(s, &del)), ErrorCode::NotFound);
-    assert!(matches!(ask(s, &Request::Flush), Reply::Ok(Payload::Flushed(f)) if f.removed == 0));
+    assert!(matches!(ask(s, &Request::Flush {}), Reply::Ok(Payload::Flushed(f)) if f.removed == 0));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn an_oversized_request_gets_an_error_and_is_closed_but_the_server_keeps_serving
     let n = r.read_to_end(&mut rest).unwrap_or(0);
     assert_eq!(n, 0);
     assert!(matches!(
-        ask(&server.socket, &Request::Status),
+        ask(&server.socket, &Request::Status {}),
         Reply::Ok(_)
     ));
 }
@@ -186,7 +186,7 @@ fn connections_over_the_limit_are_told_the_daemon_is_busy() {
             (s, r)
         })
         .collect();
-    let err = client::ask(&server.socket, &Request::Status, T);
+    let err = client::ask(&server.socket, &Request::Status {}, T);
     match err {
         Ok(reply) => assert_eq!(error_code(&reply), ErrorCode::Busy),
         Err(ClientError::Io { .. }) => {} // the busy line may race the write of our request
@@ -197,7 +197,7 @@ fn connections_over_the_limit_are_told_the_daemon_is_busy() {
     let mut ok = false;
     for _ in 0..50 {
         if matches!(
-            client::ask(&server.socket, &Request::Status, T),
+            client::ask(&server.socket, &Request::Status {}, T),
             Ok(Reply::Ok(_))
         ) {
             ok = true;
@@ -366,7 +366,7 @@ fn a_peer_neither_root_nor_in_the_group_is_refused_by_its_credentials() {
     );
     // The server goes on serving those it admits.
     assert!(matches!(
-        ask(&server.socket, &Request::Status),
+        ask(&server.socket, &Request::Status {}),
         Reply::Ok(_)
     ));
 }

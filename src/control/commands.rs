@@ -73,7 +73,7 @@ pub enum Action {
 impl Action {
     fn request(&self) -> Request {
         match self {
-            Action::Status => Request::Status,
+            Action::Status => Request::Status {},
             Action::List { expired } => Request::List { expired: *expired },
             Action::Show(address) => Request::Show { address: *address },
             Action::Add(a) => Request::Add(a.clone()),
@@ -81,10 +81,10 @@ impl Action {
                 address: *address,
                 forget: *forget,
             },
-            Action::Flush => Request::Flush,
-            Action::Stats => Request::Stats,
+            Action::Flush => Request::Flush {},
+            Action::Stats => Request::Stats {},
             Action::History { days, .. } => Request::History { days: *days },
-            Action::Reload => Request::Reload,
+            Action::Reload => Request::Reload {},
         }
     }
 }
@@ -221,15 +221,15 @@ fn print_payload(
         }
     }
     let expected = match action.request() {
-        Request::Status => "status",
+        Request::Status {} => "status",
         Request::List { .. } => "listings",
         Request::Show { .. } => "host",
         Request::Add(_) => "added",
         Request::Del { .. } => "removed",
-        Request::Flush => "flushed",
-        Request::Stats => "stats",
+        Request::Flush {} => "flushed",
+        Request::Stats {} => "stats",
         Request::History { .. } => "history",
-        Request::Reload => "reloaded",
+        Request::Reload {} => "reloaded",
     };
     if payload.kind() != expected {
         writeln!(

@@ -70,7 +70,7 @@ pub trait ControlHandler: Send + Sync + 'static {
 /// Calls the handler's method for `request` and wraps its answer as a reply.
 pub async fn dispatch<H: ControlHandler>(handler: &H, request: Request) -> Reply {
     let result = match request {
-        Request::Status => handler.status().await.map(Payload::Status),
+        Request::Status {} => handler.status().await.map(Payload::Status),
         Request::List { expired } => handler
             .list(expired)
             .await
@@ -80,10 +80,10 @@ pub async fn dispatch<H: ControlHandler>(handler: &H, request: Request) -> Reply
         Request::Del { address, forget } => {
             handler.del(address, forget).await.map(Payload::Removed)
         }
-        Request::Flush => handler.flush().await.map(Payload::Flushed),
-        Request::Stats => handler.stats().await.map(Payload::Stats),
+        Request::Flush {} => handler.flush().await.map(Payload::Flushed),
+        Request::Stats {} => handler.stats().await.map(Payload::Stats),
         Request::History { days } => handler.history(days).await.map(Payload::History),
-        Request::Reload => handler.reload().await.map(Payload::Reloaded),
+        Request::Reload {} => handler.reload().await.map(Payload::Reloaded),
     };
     Reply::from(result)
 }

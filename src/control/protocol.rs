@@ -77,15 +77,12 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// One request, one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "cmd",
-    rename_all = "snake_case",
-    deny_unknown_fields,
-    from = "WireRequest"
-)]
+// The argument-less requests are empty struct variants, not unit variants: serde lets unknown
+// members through on the unit variants of a tagged enum.
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Is the daemon up, what is it doing.
-    Status,
+    Status {},
     /// The current listings.
     List {
         /// Also listings that have run out but are still remembered.
@@ -108,9 +105,9 @@ pub enum Request {
         forget: bool,
     },
     /// Unlist everybody.
-    Flush,
+    Flush {},
     /// Figures.
-    Stats,
+    Stats {},
     /// Figures per UTC hour over the last days.
     History {
         /// How many days, today included.
@@ -118,51 +115,7 @@ pub enum Request {
         days: HistoryDays,
     },
     /// Re-read the configuration, like SIGHUP.
-    Reload,
-}
-
-/// How requests are read: like [`Request`], but with the argument-less requests as empty struct
-/// variants, because serde lets unknown members through on unit variants of a tagged enum.
-#[derive(Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-enum WireRequest {
-    Status {},
-    List {
-        #[serde(default)]
-        expired: bool,
-    },
-    Show {
-        address: Address,
-    },
-    Add(AddRequest),
-    Del {
-        address: Address,
-        #[serde(default)]
-        forget: bool,
-    },
-    Flush {},
-    Stats {},
-    History {
-        #[serde(default)]
-        days: HistoryDays,
-    },
     Reload {},
-}
-
-impl From<WireRequest> for Request {
-    fn from(w: WireRequest) -> Self {
-        match w {
-            WireRequest::Status {} => Request::Status,
-            WireRequest::List { expired } => Request::List { expired },
-            WireRequest::Show { address } => Request::Show { address },
-            WireRequest::Add(a) => Request::Add(a),
-            WireRequest::Del { address, forget } => Request::Del { address, forget },
-            WireRequest::Flush {} => Request::Flush,
-            WireRequest::Stats {} => Request::Stats,
-            WireRequest::History { days } => Request::History { days },
-            WireRequest::Reload {} => Request::Reload,
-        }
-    }
 }
 
 /// The arguments of `add`.
@@ -186,15 +139,15 @@ impl Request {
     /// The request's name, as in `cmd`.
     pub fn name(&self) -> &'static str {
         match self {
-            Request::Status => "status",
+            Request::Status {} => "status",
             Request::List { .. } => "list",
             Request::Show { .. } => "show",
             Request::Add(_) => "add",
             Request::Del { .. } => "del",
-            Request::Flush => "flush",
-            Request::Stats => "stats",
+            Request::Flush {} => "flush",
+            Request::Stats {} => "stats",
             Request::History { .. } => "history",
-            Request::Reload => "reload",
+            Request::Reload {} => "reload",
         }
     }
 
@@ -202,7 +155,7 @@ impl Request {
     pub fn is_change(&self) -> bool {
         matches!(
             self,
-            Request::Add(_) | Request::Del { .. } | Request::Flush | Request::Reload
+            Request::Add(_) | Request::Del { .. } | Request::Flush {} | Request::Reload {}
         )
     }
 }
@@ -725,7 +678,7 @@ mod tests {
 
     #[test]
     fn requests_read_as_documented() {
-        assert_eq!(parse(r#"{"cmd":"status"}"#).unwrap(), Request::Status);
+        assert_eq!(parse(r#"{"cmd":"status"}"#).unwrap(), Request::Status {});
         assert_eq!(
             parse(r#"{"cmd":"list"}"#).unwrap(),
             Request::List { expired: false }
@@ -800,7 +753,7 @@ mod tests {
     #[test]
     fn every_request_round_trips_through_its_line() {
         let requests = [
-            Request::Status,
+            Request::Status {},
             Request::List { expired: true },
             Request::Show {
                 address: "198.51.100.0/24".parse().unwrap(),
@@ -815,12 +768,12 @@ mod tests {
                 address: "192.0.2.7".parse().unwrap(),
                 forget: false,
             },
-            Request::Flush,
-            Request::Stats,
+            Request::Flush {},
+            Request::Stats {},
             Request::History {
                 days: HistoryDays::try_from(3).unwrap(),
             },
-            Request::Reload,
+            Request::Reload {},
         ];
         for r in requests {
             let line = serde_json::to_string(&r).unwrap();
