@@ -146,11 +146,8 @@ impl Config {
             .map_err(|e| invalid(e.to_string()))?;
         config.stall.check().map_err(|e| invalid(e.to_string()))?;
         config.check_stall_port().map_err(invalid)?;
-        // The policy's own checks; its error names the key (the file is named by ours).
-        crate::policy::config::validate("", &config.policy_section()).map_err(|e| {
-            let text = e.to_string();
-            invalid(text.trim_start_matches(": ").to_owned())
-        })?;
+        crate::policy::config::check_values(&config.policy, &config.ban)
+            .map_err(|bad| invalid(bad.to_string()))?;
         Ok(config)
     }
 

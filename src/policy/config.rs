@@ -271,19 +271,28 @@ pub fn parse_policy_section(label: &str, text: &str) -> Result<PolicySection, Co
         policy: whole.policy,
         ban: whole.ban,
     };
-    validate(label, &section)?;
+    check_values(&section.policy, &section.ban).map_err(|bad| ConfigError::Invalid {
+        path: label.to_owned(),
+        key: bad.key,
+        problem: bad.problem,
+    })?;
     Ok(section)
 }
 
+/// A policy or ban value that parses but cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct BadValue {
+    /// The key, e.g. `policy.ipv6_prefix`.
+    pub key: &'static str,
+    /// What is wrong and what would be right.
+    pub problem: String,
+}
+
 /// Checks the values that parsing alone cannot (window, threshold, prefix length, patterns,
-/// the ban durations); `label` names the source in errors.
-pub fn validate(label: &str, s: &PolicySection) -> Result<(), ConfigError> {
-    let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
-        path: label.to_owned(),
-        key,
-        problem,
-    };
-    let p = &s.policy;
+/// the ban durations).
+pub fn check_values(p: &PolicyConfig, b: &BanConfig) -> Result<(), BadValue> {
+    let invalid = |key: &'static str, problem: String| BadValue { key, problem };
     if p.window.get().as_secs() < 1 {
         return Err(invalid("policy.window", "must be at least 1s".into()));
     }
@@ -310,7 +319,6 @@ pub fn validate(label: &str, s: &PolicySection) -> Result<(), ConfigError> {
             ));
         }
     }
-    let b = &s.ban;
     if b.first.get().as_secs() < 1 {
         return Err(invalid("ban.first", "must be at least 1s".into()));
     }
